@@ -1,0 +1,1 @@
+"""Synapse export SDK."""
