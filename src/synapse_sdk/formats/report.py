@@ -63,8 +63,9 @@ class ExportReport:
         """Geometry outside the image was clamped to it."""
         with self._lock:
             self.clamped += 1
-            self._note('clamped', 'geometry outside the image clamped to it', item_id,
-                       annotation_id)
+            self._note(
+                'clamped', 'geometry outside the image clamped to it', item_id, annotation_id
+            )
 
     def fail_item(self, item_id: Any, file: str | None, reason: str) -> None:
         with self._lock:
