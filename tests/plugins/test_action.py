@@ -111,8 +111,8 @@ def test_default_get_filtered_results_explains_what_to_override():
 
 
 class Fetch(BaseStep[ExportContext]):
-    name = 'fetch'  # type: ignore[assignment]
-    progress_weight = 1.0  # type: ignore[assignment]
+    name = 'fetch'
+    progress_weight = 1.0
 
     def execute(self, context: ExportContext) -> StepResult:
         context.results = [r for r in RECORDS if r['id'] <= context.params['limit']]
@@ -121,8 +121,8 @@ class Fetch(BaseStep[ExportContext]):
 
 
 class Convert(BaseStep[ExportContext]):
-    name = 'convert'  # type: ignore[assignment]
-    progress_weight = 3.0  # type: ignore[assignment]
+    name = 'convert'
+    progress_weight = 3.0
 
     def execute(self, context: ExportContext) -> StepResult:
         for i, _item in enumerate(context.results or [], 1):
@@ -132,8 +132,8 @@ class Convert(BaseStep[ExportContext]):
 
 
 class Save(BaseStep[ExportContext]):
-    name = 'save'  # type: ignore[assignment]
-    progress_weight = 1.0  # type: ignore[assignment]
+    name = 'save'
+    progress_weight = 1.0
 
     def __init__(self, fail: bool = False, journal: list[str] | None = None):
         self.fail = fail

@@ -188,7 +188,7 @@ def test_registry_editing():
 @pytest.mark.parametrize(
     ('operation', 'message'),
     [
-        (lambda r: r.register(Step('a')), "already registered"),
+        (lambda r: r.register(Step('a')), 'already registered'),
         (lambda r: r.unregister('zzz'), "No step named 'zzz'"),
         (lambda r: r.insert_after('zzz', Step('x')), 'registered: a'),
         (lambda r: r.register(Step('neg', weight=-1)), 'must be a number >= 0'),

@@ -80,7 +80,7 @@ class BaseStep(ABC, Generic[C]):
         """Return True to skip this step; a skipped step counts as done for progress."""
         return False
 
-    def rollback(self, context: C, result: StepResult) -> None:  # noqa: B027 - optional hook
+    def rollback(self, context: C, result: StepResult) -> None:
         """Undo this step's effects. Called in reverse order after a failure."""
 
     def __repr__(self) -> str:

@@ -26,6 +26,8 @@ class BaseExportAction(BaseAction[P]):
 
     category: ClassVar[PluginCategory] = PluginCategory.EXPORT
     progress: ClassVar[Any] = ExportProgressCategories
+    #: Category of the overall step-mode progress (a percentage).
+    step_progress_category: ClassVar[str] = ExportProgressCategories.DATASET_CONVERSION
 
     def get_filtered_results(self, filters: dict[str, Any]) -> tuple[Any, int]:
         """Fetch the data to export: ``(results_iterator, total_count)``. Override this."""
@@ -49,7 +51,7 @@ class BaseExportAction(BaseAction[P]):
             return self.execute()
         self._step_names = [step.name for step in registry.get_steps()]
         context = self.create_context()
-        category = self.progress.DATASET_CONVERSION
+        category = self.step_progress_category
 
         def report(fraction: float) -> None:
             self.set_progress(round(fraction * 100, 2), 100, category)

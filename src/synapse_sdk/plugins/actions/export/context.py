@@ -29,4 +29,4 @@ class ExportContext(BaseStepContext):
         """Backend client from runtime context."""
         if self.runtime_ctx.client is None:
             raise RuntimeError('No client in runtime context')
-        return self.runtime_ctx.client  # type: ignore[no-any-return]
+        return self.runtime_ctx.client

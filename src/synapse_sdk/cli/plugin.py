@@ -1,0 +1,98 @@
+"""``synapse plugin run`` and ``synapse plugin create``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from synapse_sdk.cli.common import (
+    EXIT_USAGE,
+    default_client_factory,
+    env_snapshot,
+    fail,
+    make_logger,
+    print_result,
+    read_params,
+    reported_errors,
+)
+from synapse_sdk.plugins.context import RuntimeContext
+
+plugin_app = typer.Typer(help='Run and scaffold plugins.', no_args_is_help=True)
+
+MODES = ('local',)
+
+
+def run_plugin_action(
+    plugin: str | None,
+    action: str,
+    params: dict[str, Any],
+    log_file: Path | None = None,
+    quiet: bool = False,
+) -> Any:
+    """Load the plugin, build the runtime context and dispatch the action (CLI errors)."""
+    from synapse_sdk.plugins.discovery import load_plugin
+
+    with reported_errors():
+        loaded = load_plugin(plugin)
+        action_cls = loaded.get_action(action)
+        action_cls.validate_params(params)  # bad params: exit 2 before any client is built
+        logger = make_logger(log_file, quiet)
+        try:
+            ctx = RuntimeContext(logger=logger, client=default_client_factory()(), env=env_snapshot())
+            return action_cls.dispatch(params, ctx)
+        finally:
+            logger.finish()
+
+
+@plugin_app.command('run')
+def run(
+    action: Annotated[str, typer.Argument(help='Action name from config.yaml, e.g. export')],
+    params: Annotated[
+        str, typer.Option('--params', '-p', help='Params as a JSON object, or @file.json')
+    ] = '{}',
+    plugin: Annotated[
+        str | None,
+        typer.Option(
+            '--plugin',
+            help='Plugin folder (with config.yaml) or built-in code: coco, yolo, voc, csv, dm. '
+            'Default: the current directory.',
+        ),
+    ] = None,
+    mode: Annotated[str, typer.Option('--mode', help='Where to run: local')] = 'local',
+    log_file: Annotated[
+        Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
+    ] = None,
+    quiet: Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')] = False,
+) -> None:
+    """Run a plugin action; progress goes to stderr, the result as JSON to stdout.
+
+    The backend is SYNAPSE_HOST (with SYNAPSE_ACCESS_TOKEN) when set, else the embedded store
+    in SYNAPSE_HOME (default ~/.synapse; `synapse demo` fills it). Exit codes: 0 done,
+    1 the run failed, 2 bad params or plugin config.
+    """
+    if mode not in MODES:
+        fail(f'--mode {mode!r} is not supported; choose one of: {", ".join(MODES)}', EXIT_USAGE)
+    result = run_plugin_action(plugin, action, read_params(params), log_file, quiet)
+    print_result(result)
+
+
+@plugin_app.command('create')
+def create(
+    name: Annotated[str, typer.Argument(help='Plugin name; also the folder created')],
+    category: Annotated[str, typer.Option('--category', help='Plugin category')] = 'export',
+    directory: Annotated[
+        Path, typer.Option('--dir', help='Where to create the plugin folder')
+    ] = Path('.'),
+) -> None:
+    """Scaffold a working plugin folder: config.yaml, plugin module and a test."""
+    from synapse_sdk.plugins.templates import scaffold
+
+    with reported_errors():
+        target = scaffold(name, category, directory)
+    typer.echo(f'Created {target}', err=True)
+    typer.echo(
+        f'Try it: cd {target} && synapse plugin run export --params @params.example.json', err=True
+    )
+    print_result({'path': str(target)})

@@ -1,0 +1,186 @@
+"""``ExportAction``: runs a template exporter (``entrypoint``) as a step workflow.
+
+initialize -> fetch_results -> prepare -> convert_and_save -> finalize
+
+``initialize`` checks everything before anything is created (storage exists, the filter passes
+the target handler, names are safe) and makes a staging directory beside the final one.
+``finalize`` publishes it atomically to ``<storage root>/<path>/<name>`` (``name(1)`` ... when
+taken). Any failure rolls back: the staging directory is removed and nothing is left at the
+final path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from synapse_sdk.errors import BackendError, ExportError, NotFoundError, ParamsError, StepError
+from synapse_sdk.plugins.actions.export.action import BaseExportAction
+from synapse_sdk.plugins.actions.export.context import ExportContext
+from synapse_sdk.plugins.actions.export.exporter import BaseExporter
+from synapse_sdk.plugins.actions.export.handlers import ExportTargetHandler, TargetHandlerFactory
+from synapse_sdk.plugins.actions.export.models import ExportParams
+from synapse_sdk.plugins.steps import BaseStep, StepRegistry, StepResult
+from synapse_sdk.storage import StorageLocation, open_storage
+
+
+class ExportState:
+    """What the steps of one ``ExportAction`` run hand each other (kept on the context)."""
+
+    def __init__(self) -> None:
+        self.location: StorageLocation | None = None
+        self.staging: Path | None = None
+        self.handler: ExportTargetHandler | None = None
+        self.filters: dict[str, Any] = {}
+        self.project: dict[str, Any] | None = None
+        self.exporter: BaseExporter | None = None
+        self.summary: dict[str, Any] = {}
+
+
+def _state(context: ExportContext) -> ExportState:
+    state = getattr(context, 'export_state', None)
+    if state is None:
+        state = ExportState()
+        context.export_state = state  # type: ignore[attr-defined]
+    return state
+
+
+class InitializeStep(BaseStep[ExportContext]):
+    """Validate storage, target and filter; create the staging directory."""
+
+    name = 'initialize'
+    progress_weight = 0.05
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        params = context.params
+        client = context.client
+        try:
+            storage = client.get_storage(params['storage'])
+        except NotFoundError as exc:
+            raise ParamsError(
+                'Invalid params', [('storage', f'no storage with id {params["storage"]}')]
+            ) from exc
+        state.location = open_storage(storage)
+        state.handler = TargetHandlerFactory.get_handler(params['target'])
+        state.filters = state.handler.validate_filter(dict(params.get('filter') or {}), client)
+        project_id = state.handler.project_id(client, state.filters)
+        if project_id is not None:
+            try:
+                state.project = client.get_project(project_id)
+            except BackendError:
+                state.project = None
+        state.staging = state.location.staging_dir(params.get('path') or '', params['name'])
+        return StepResult(rollback_data={'staging': str(state.staging)})
+
+    def rollback(self, context: ExportContext, result: StepResult) -> None:
+        state = _state(context)
+        if state.location is not None and state.staging is not None:
+            state.location.discard(state.staging)
+
+
+class FetchResultsStep(BaseStep[ExportContext]):
+    name = 'fetch_results'
+    progress_weight = 0.05
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        assert state.handler is not None
+        context.results, context.total_count = state.handler.get_results(
+            context.client, state.filters
+        )
+        context.log_message(f'{context.total_count} {context.params["target"]} record(s) to export')
+        return StepResult(data={'total_count': context.total_count})
+
+
+class PrepareStep(BaseStep[ExportContext]):
+    """Build the exporter named by the action's ``entrypoint``."""
+
+    name = 'prepare'
+    progress_weight = 0.0
+
+    def __init__(self, entrypoint: type[BaseExporter]) -> None:
+        self.entrypoint = entrypoint
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        assert state.handler is not None and state.staging is not None
+        items = state.handler.get_export_item(context.results or [])
+        params = dict(context.params)
+        params.update(count=context.total_count, project=state.project, filter=state.filters)
+        state.exporter = self.entrypoint(context.runtime_ctx, items, state.staging, **params)
+        return StepResult()
+
+
+class ConvertAndSaveStep(BaseStep[ExportContext]):
+    """The item loop: convert and save each item, download originals in parallel."""
+
+    name = 'convert_and_save'
+    progress_weight = 0.85
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        assert state.exporter is not None
+        state.summary = state.exporter.export(on_progress=context.set_progress)
+        context.exported_count = state.summary['exported_count']
+        for error in state.exporter.errors_json_file_list[:100]:
+            context.errors.append(f'Item {error["id"]} ({error["file"]}): {error["reason"]}')
+        return StepResult(data=dict(state.summary))
+
+
+class FinalizeStep(BaseStep[ExportContext]):
+    """Publish the staging directory atomically to its final place."""
+
+    name = 'finalize'
+    progress_weight = 0.05
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        assert state.location is not None and state.staging is not None
+        params = context.params
+        context.output_path = state.location.publish(
+            state.staging, params.get('path') or '', params['name']
+        )
+        state.staging = None  # published: nothing left to discard
+        return StepResult(data={'output_path': context.output_path})
+
+
+class ExportAction(BaseExportAction[ExportParams]):
+    """Export with a template exporter; subclasses name it in ``entrypoint``."""
+
+    action_name: ClassVar[str] = 'export'
+    params_model = ExportParams
+    # Items report under dataset_conversion; the workflow as a whole under its own category.
+    step_progress_category: ClassVar[str] = 'export'
+
+    def run(self) -> Any:
+        try:
+            return super().run()
+        except StepError as exc:
+            if isinstance(exc.__cause__, ParamsError):  # bad input found while initializing
+                raise exc.__cause__ from None
+            raise
+
+    @property
+    def entrypoint(self) -> type[BaseExporter]:
+        """The exporter class to run. Override this."""
+        return BaseExporter
+
+    def setup_steps(self, registry: StepRegistry[ExportContext]) -> None:
+        entrypoint = self.entrypoint
+        if not (isinstance(entrypoint, type) and issubclass(entrypoint, BaseExporter)):
+            raise ExportError(f'{type(self).__name__}.entrypoint must be a BaseExporter subclass')
+        registry.register(InitializeStep())
+        registry.register(FetchResultsStep())
+        registry.register(PrepareStep(entrypoint))
+        registry.register(ConvertAndSaveStep())
+        registry.register(FinalizeStep())
+
+    def build_result(self, context: ExportContext) -> dict[str, Any]:
+        result = super().build_result(context)
+        summary = _state(context).summary
+        result['failed_count'] = summary.get('failed_count', 0)
+        result['original_file_metrics'] = summary.get('original_file_metrics')
+        result['data_file_metrics'] = summary.get('data_file_metrics')
+        result['errors'] = result['errors'][:20]
+        return result

@@ -1,0 +1,71 @@
+"""``ExporterRunAdapter``: the ``self.run`` object of template exporters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from synapse_sdk.loggers.base import BaseLogger
+from synapse_sdk.plugins.actions.export.models import ExportStatus
+from synapse_sdk.plugins.actions.export.models import MetricsRecord as _MetricsRecord
+
+#: Per-file log rows are sent to the logger in batches of this many.
+LOG_BATCH = 200
+
+
+class ExporterRunAdapter:
+    """Logging, progress and metrics for exporters, over the runtime logger.
+
+    Per-file status rows (``export_log_original_file`` / ``export_log_data_file``) are batched:
+    the logger receives one ``export_file_log`` event per ``LOG_BATCH`` rows, not one per file.
+    Call :meth:`flush` (the engine does) when the export ends.
+    """
+
+    MetricsRecord = _MetricsRecord
+
+    def __init__(self, logger: BaseLogger) -> None:
+        self.logger = logger
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def log_message(self, message: str, level: str = 'info') -> None:
+        self.logger.log_message(message, level)
+
+    def set_progress(self, current: float, total: float | None, category: str | None = None):
+        self.logger.set_progress(current, total, category)
+
+    def log_metrics(self, record: _MetricsRecord | dict[str, Any], category: str) -> None:
+        value = record.to_dict() if isinstance(record, _MetricsRecord) else dict(record)
+        self.logger.set_metrics(value, category)
+
+    def export_log_original_file(
+        self, item_id: Any, file_info: Any, status: ExportStatus | str, error: str = ''
+    ) -> None:
+        self._row('original_file', item_id, file_info, status, error)
+
+    def export_log_data_file(
+        self, item_id: Any, file_info: Any, status: ExportStatus | str, error: str = ''
+    ) -> None:
+        self._row('data_file', item_id, file_info, status, error)
+
+    def _row(self, kind: str, item_id: Any, file_info: Any, status: Any, error: str) -> None:
+        row = {
+            'kind': kind,
+            'item_id': item_id,
+            'file': file_info,
+            'status': str(ExportStatus(status)),
+            'error': error or '',
+        }
+        batch: list[dict[str, Any]] | None = None
+        with self._lock:
+            self._rows.append(row)
+            if len(self._rows) >= LOG_BATCH:
+                batch, self._rows = self._rows, []
+        if batch:
+            self.logger.log_event('export_file_log', {'rows': batch})
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._rows = self._rows, []
+        if batch:
+            self.logger.log_event('export_file_log', {'rows': batch})

@@ -1,0 +1,1 @@
+"""Built-in export plugins, one folder (config.yaml) per format code."""

@@ -1,0 +1,85 @@
+"""Finding plugins (a folder with ``config.yaml``, or a built-in code) and their actions."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from synapse_sdk.errors import PluginError
+from synapse_sdk.plugins.action import BaseAction
+from synapse_sdk.plugins.config import PluginConfig, load_config
+
+BUILTIN_ROOT = Path(__file__).parent / 'builtin'
+
+
+def builtin_codes() -> list[str]:
+    """Codes of the built-in plugins (``coco``, ``yolo`` ...), without importing them."""
+    return sorted(p.parent.name for p in BUILTIN_ROOT.glob('*/config.yaml'))
+
+
+@dataclass
+class Plugin:
+    """A loaded plugin: where it lives, its config, and its actions by name."""
+
+    root: Path
+    config: PluginConfig
+    builtin: bool = False
+
+    def action_names(self) -> list[str]:
+        return sorted(self.config.actions)
+
+    def get_action(self, name: str) -> type[BaseAction]:
+        """Import the action's entrypoint class. Errors name the plugin and the problem."""
+        action = self.config.actions.get(name)
+        if action is None:
+            known = ', '.join(self.action_names())
+            raise PluginError(
+                f'Plugin {self.config.code!r} has no action {name!r} (actions: {known})'
+            )
+        module_name, _, class_name = action.entrypoint.rpartition('.')
+        if not self.builtin:
+            self._prepare_import(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginError(
+                f'Plugin {self.config.code!r}: entrypoint {action.entrypoint!r} does not import '
+                f'({type(exc).__name__}: {exc})'
+            ) from exc
+        cls = getattr(module, class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, BaseAction)):
+            raise PluginError(
+                f'Plugin {self.config.code!r}: {action.entrypoint!r} is not a BaseAction subclass'
+            )
+        return cls
+
+    def _prepare_import(self, module_name: str) -> None:
+        """Put the plugin folder first on sys.path and forget same-named modules of others."""
+        root = str(self.root)
+        if root in sys.path:
+            sys.path.remove(root)
+        sys.path.insert(0, root)
+        top = module_name.split('.')[0]
+        for name in [m for m in sys.modules if m == top or m.startswith(top + '.')]:
+            file = getattr(sys.modules[name], '__file__', None) or ''
+            if not file.startswith(root):
+                del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def load_plugin(ref: str | Path | None = None) -> Plugin:
+    """Load a plugin from a folder (default: the current directory) or a built-in code."""
+    path = Path(ref) if ref is not None else Path.cwd()
+    if (path / 'config.yaml').is_file():
+        root = path.resolve()
+        return Plugin(root=root, config=load_config(root / 'config.yaml'))
+    if isinstance(ref, str) and (BUILTIN_ROOT / ref / 'config.yaml').is_file():
+        root = BUILTIN_ROOT / ref
+        return Plugin(root=root, config=load_config(root / 'config.yaml'), builtin=True)
+    where = f'{path}' if path.exists() else f'{path} (does not exist)'
+    raise PluginError(
+        f'No plugin at {where}: expected a folder with config.yaml or a built-in code '
+        f'({", ".join(builtin_codes())})'
+    )
