@@ -1,0 +1,25 @@
+"""Backend clients: the same methods over HTTP (``BackendClient``) or onto the embedded store
+(``LocalClient``). ``default_client()`` picks one from the environment."""
+
+from __future__ import annotations
+
+import os
+
+from synapse_sdk.clients.backend import BackendClient
+from synapse_sdk.clients.base import ClientBase, LazyResults
+from synapse_sdk.clients.local import LocalClient
+
+__all__ = ['BackendClient', 'ClientBase', 'LazyResults', 'LocalClient', 'default_client']
+
+
+def default_client() -> BackendClient | LocalClient:
+    """A ``BackendClient`` on ``$SYNAPSE_HOST`` (token ``$SYNAPSE_ACCESS_TOKEN``, tenant
+    ``$SYNAPSE_TENANT``) when it is set, else a ``LocalClient`` on ``$SYNAPSE_HOME``."""
+    host = os.environ.get('SYNAPSE_HOST', '').strip()
+    if host:
+        return BackendClient(
+            host,
+            access_token=os.environ.get('SYNAPSE_ACCESS_TOKEN') or None,
+            tenant=os.environ.get('SYNAPSE_TENANT') or None,
+        )
+    return LocalClient()

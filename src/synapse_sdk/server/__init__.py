@@ -1,0 +1,1 @@
+"""The embedded platform: store (SQLite), REST server, demo project and dataset import."""

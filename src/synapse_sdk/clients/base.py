@@ -1,0 +1,200 @@
+"""What both clients share: the public methods, lazy pagination and the lazy result sequence.
+
+A client implements two primitives, :meth:`ClientBase._page` (one keyset page of a list target)
+and :meth:`ClientBase._get_one`; everything a plugin calls is built on them here, once, so
+``LocalClient`` and ``BackendClient`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synapse_sdk.server.filters import TARGETS
+
+__all__ = ['ClientBase', 'LazyResults', 'Page']
+
+
+@dataclass
+class Page:
+    """One page of a list target."""
+
+    records: list[dict[str, Any]]
+    more: bool
+    count: int | None = None
+    next: str | None = None
+
+
+class LazyResults:
+    """A lazily fetched result set: ``len()`` is the total, iterating fetches page by page.
+
+    Each iteration starts again from the first record. The total is fetched when the sequence
+    is created (one cheap request, which also validates the filters) and then kept.
+    """
+
+    def __init__(self, client: ClientBase, target: str, params: Mapping[str, Any] | None) -> None:
+        self._client = client
+        self._target = target
+        self._params = dict(params or {})
+        self._count = client._count(target, self._params)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._client._iterate(self._target, self._params)
+
+    def __repr__(self) -> str:
+        return f'<LazyResults {self._target} count={self._count}>'
+
+
+class ClientBase(ABC):
+    """The client contract plugins code against (``self.client`` in an action).
+
+    Filters are validated by the store (directly, or through the server): unknown keys and
+    missing required keys raise :class:`~synapse_sdk.errors.FilterError` with ``.supported``.
+    Iterators fetch pages lazily and never hold the whole result.
+    """
+
+    page_size: int = 100
+
+    # -- primitives ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _page(
+        self, target: str, params: Mapping[str, Any], after: int | None, with_count: bool
+    ) -> Page:
+        """Fetch one page of ``target`` after the keyset cursor ``after``."""
+
+    @abstractmethod
+    def _count(self, target: str, params: Mapping[str, Any]) -> int:
+        """How many records of ``target`` match ``params``."""
+
+    # -- pagination ------------------------------------------------------------------------------
+
+    def _iterate(
+        self, target: str, params: Mapping[str, Any], first: Page | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every record, page by page; each page resumes after the last key yielded, so a
+        retried or re-fetched page can neither skip nor repeat a record."""
+        key = TARGETS[target].key
+        page = first if first is not None else self._page(target, params, None, False)
+        while True:
+            last = None
+            for record in page.records:
+                last = record[key]
+                yield record
+            if not page.more or last is None:
+                return
+            page = self._page(target, params, last, False)
+
+    def _get(self, target: str, params: Mapping[str, Any] | None) -> tuple[Iterator[Any], int]:
+        params = dict(params or {})
+        first = self._page(target, params, None, True)
+        return self._iterate(target, params, first), int(first.count or 0)
+
+    def _list(
+        self, target: str, params: Mapping[str, Any] | None, list_all: bool
+    ) -> LazyResults | dict[str, Any]:
+        if list_all:
+            return LazyResults(self, target, params)
+        page = self._page(target, dict(params or {}), None, True)
+        return {'count': page.count, 'next': page.next, 'previous': None, 'results': page.records}
+
+    # -- assignments -----------------------------------------------------------------------------
+
+    def get_assignments(self, filters: Mapping[str, Any] | None) -> tuple[Iterator[Any], int]:
+        """``(iterator, total)`` of the assignments matching ``filters`` (``project`` required)."""
+        return self._get('assignment', filters)
+
+    def get_assignments_stream(self, filters: Mapping[str, Any] | None) -> Iterator[Any]:
+        """A lazy generator of matching assignments; nothing is fetched (and no filter error is
+        raised) until it is iterated."""
+        return self._iterate('assignment', dict(filters or {}))
+
+    def count_assignments(self, filters: Mapping[str, Any] | None) -> int:
+        """How many assignments match ``filters``."""
+        return self._count('assignment', dict(filters or {}))
+
+    def list_assignments(
+        self, params: Mapping[str, Any] | None = None, list_all: bool = False
+    ) -> LazyResults | dict[str, Any]:
+        """``list_all=True``: a :class:`LazyResults`; otherwise the first page's envelope."""
+        return self._list('assignment', params, list_all)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def get_tasks(self, filters: Mapping[str, Any] | None) -> tuple[Iterator[Any], int]:
+        """``(iterator, total)`` of the tasks matching ``filters`` (``project`` required)."""
+        return self._get('task', filters)
+
+    def get_tasks_stream(self, filters: Mapping[str, Any] | None) -> Iterator[Any]:
+        """A lazy generator of matching tasks."""
+        return self._iterate('task', dict(filters or {}))
+
+    def count_tasks(self, filters: Mapping[str, Any] | None) -> int:
+        """How many tasks match ``filters``."""
+        return self._count('task', dict(filters or {}))
+
+    def list_tasks(
+        self, params: Mapping[str, Any] | None = None, list_all: bool = False
+    ) -> LazyResults | dict[str, Any]:
+        """``list_all=True``: a :class:`LazyResults`; otherwise the first page's envelope."""
+        return self._list('task', params, list_all)
+
+    # -- ground truth ----------------------------------------------------------------------------
+
+    def list_ground_truth_events(
+        self, params: Mapping[str, Any] | None = None, list_all: bool = False
+    ) -> LazyResults | dict[str, Any]:
+        """Events of a ground-truth dataset version (``ground_truth_dataset_version`` or
+        ``ground_truth_dataset_versions`` required). ``list_all=True`` gives a
+        :class:`LazyResults` whose ``len()`` is the total; events page by ``pgh_id``."""
+        return self._list('ground_truth_event', params, list_all)
+
+    def get_ground_truth_events(
+        self, filters: Mapping[str, Any] | None
+    ) -> tuple[Iterator[Any], int]:
+        """``(iterator, total)`` of ground-truth events, like :meth:`get_assignments`."""
+        return self._get('ground_truth_event', filters)
+
+    def count_ground_truth_events(self, filters: Mapping[str, Any] | None) -> int:
+        """How many ground-truth events match ``filters``."""
+        return self._count('ground_truth_event', dict(filters or {}))
+
+    # -- single records and job reporting ------------------------------------------------------
+
+    @abstractmethod
+    def get_project(self, project_id: int) -> dict[str, Any]:
+        """``{id, title, configuration}``; NotFoundError if there is none."""
+
+    @abstractmethod
+    def get_ground_truth_version(self, version_id: int) -> dict[str, Any]:
+        """A ground-truth dataset version with its dataset and project."""
+
+    @abstractmethod
+    def get_storage(self, storage_id: int) -> dict[str, Any]:
+        """``{id, name, provider, configuration}``."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        """A job's current document."""
+
+    @abstractmethod
+    def update_job(self, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge progress, metrics or result fields into a job (PATCH)."""
+
+    @abstractmethod
+    def create_logs(self, data: Mapping[str, Any] | list[Mapping[str, Any]]) -> Any:
+        """Append log rows of a job run."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections."""
+
+    def __enter__(self) -> ClientBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,271 @@
+"""Allow-listed filters, ordering and keyset paging of the three list targets.
+
+This module and :mod:`synapse_sdk.server.store` are the one implementation of filtering: the
+embedded store, the REST server and both clients go through :func:`parse_query`. Filter values
+arrive either as Python values (``LocalClient``) or as query-string text (the server); both are
+normalised the same way, so the two clients return the same records for the same filters.
+
+An unknown key raises :class:`~synapse_sdk.errors.FilterError` listing the supported keys: a typo
+never widens an export to the whole project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from synapse_sdk.errors import FilterError
+
+__all__ = [
+    'CONTROL_PARAMS',
+    'DEFAULT_PAGE_SIZE',
+    'MAX_PAGE_SIZE',
+    'TARGETS',
+    'Query',
+    'TargetSpec',
+    'format_time',
+    'parse_query',
+    'split_params',
+]
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+# Query parameters that steer paging and rendering rather than select records.
+CONTROL_PARAMS = frozenset(
+    {'page_size', 'ordering', 'pagination', 'expand', 'id__gt', 'id__lt', 'pgh_id__gt',
+     'pgh_id__lt', 'fields', 'format'}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Filter:
+    kind: str  # int | ints | strs | bool | datetime
+    sql: str  # a WHERE fragment; ``{v}`` is replaced by placeholders
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """How one list target is stored and which filters it accepts."""
+
+    name: str
+    table: str
+    key: str  # the keyset column: unique, indexed, what paging resumes from
+    filters: dict[str, _Filter]
+    required_any: tuple[str, ...] = ()  # at least one of these keys must be given
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def supported(self) -> list[str]:
+        """Every filter key this target accepts (aliases included)."""
+        return sorted([*self.filters, *self.aliases])
+
+
+def _tags(alias: str) -> str:
+    return f'EXISTS (SELECT 1 FROM json_each({alias}.tags) je WHERE je.value IN ({{v}}))'
+
+
+_ASSIGNMENT = TargetSpec(
+    name='assignment',
+    table='assignments',
+    key='id',
+    filters={
+        'project': _Filter('int', 'r.project = {v}'),
+        'ids': _Filter('ints', 'r.id IN ({v})'),
+        'task': _Filter('ints', 'r.task IN ({v})'),
+        'data_unit': _Filter('ints', 't.data_unit IN ({v})'),
+        'status': _Filter('strs', 'r.status IN ({v})'),
+        'tags': _Filter('strs', _tags('r')),
+        'user': _Filter('ints', 'r.user IN ({v})'),
+        'created__gte': _Filter('datetime', 'r.created >= {v}'),
+        'created__lte': _Filter('datetime', 'r.created <= {v}'),
+    },
+    required_any=('project',),
+)
+
+_TASK = TargetSpec(
+    name='task',
+    table='tasks',
+    key='id',
+    filters={
+        'project': _Filter('int', 'r.project = {v}'),
+        'ids': _Filter('ints', 'r.id IN ({v})'),
+        'data_unit': _Filter('ints', 'r.data_unit IN ({v})'),
+        'status': _Filter('strs', 'r.status IN ({v})'),
+        'tags': _Filter('strs', _tags('r')),
+        'has_assignment': _Filter(
+            'bool', '(EXISTS (SELECT 1 FROM assignments a WHERE a.task = r.id)) = {v}'
+        ),
+        'assignment_status': _Filter(
+            'strs', 'EXISTS (SELECT 1 FROM assignments a WHERE a.task = r.id AND a.status IN ({v}))'
+        ),
+        'created__gte': _Filter('datetime', 'r.created >= {v}'),
+        'created__lte': _Filter('datetime', 'r.created <= {v}'),
+    },
+    required_any=('project',),
+)
+
+_GROUND_TRUTH = TargetSpec(
+    name='ground_truth_event',
+    table='ground_truth_events',
+    key='pgh_id',
+    filters={
+        'ground_truth_dataset_version': _Filter('ints', 'r.version IN ({v})'),
+        'ids': _Filter('ints', 'r.id IN ({v})'),
+        'category': _Filter('strs', 'r.category IN ({v})'),
+        'data_unit': _Filter('ints', 'r.data_unit IN ({v})'),
+        'created__gte': _Filter('datetime', 'r.created >= {v}'),
+        'created__lte': _Filter('datetime', 'r.created <= {v}'),
+    },
+    required_any=('ground_truth_dataset_version',),
+    # The platform's own name for the key; the spec's GT handler renames to it.
+    aliases={'ground_truth_dataset_versions': 'ground_truth_dataset_version'},
+)
+
+TARGETS: dict[str, TargetSpec] = {s.name: s for s in (_ASSIGNMENT, _TASK, _GROUND_TRUTH)}
+
+
+@dataclass
+class Query:
+    """A validated list request: SQL conditions plus ordering and paging."""
+
+    target: TargetSpec
+    where: list[str]
+    args: list[Any]
+    descending: bool = False
+    after: int | None = None  # keyset cursor: the last key already seen
+    page_size: int = DEFAULT_PAGE_SIZE
+    with_count: bool = True
+
+
+def format_time(value: datetime) -> str:
+    """The store's one timestamp format: UTC, seconds, ``Z`` suffix (sorts as text)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _items(key: str, value: Any) -> list[Any]:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(',')]
+    elif isinstance(value, list | tuple | set | frozenset):
+        parts = list(value)
+    else:
+        parts = [value]
+    if not parts or any(p == '' or p is None for p in parts):
+        raise FilterError(f'Filter {key!r} has an empty value')
+    return parts
+
+
+def _to_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise FilterError(f'Filter {key!r} expects an integer, got {value!r}')
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise FilterError(f'Filter {key!r} expects an integer, got {value!r}') from None
+
+
+def _to_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {'true', '1', 'yes'}:
+        return True
+    if text in {'false', '0', 'no'}:
+        return False
+    raise FilterError(f'Filter {key!r} expects true or false, got {value!r}')
+
+
+def _to_time(key: str, value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_time(value)
+    try:
+        return format_time(datetime.fromisoformat(str(value).strip().replace(' ', '+')))
+    except ValueError:
+        raise FilterError(f'Filter {key!r} expects an ISO 8601 date/time, got {value!r}') from None
+
+
+_CONVERT: dict[str, Callable[[str, Any], list[Any]]] = {
+    'int': lambda k, v: [_to_int(k, v)],
+    'ints': lambda k, v: [_to_int(k, x) for x in _items(k, v)],
+    'strs': lambda k, v: [str(x).strip() for x in _items(k, v)],
+    'bool': lambda k, v: [int(_to_bool(k, v))],
+    'datetime': lambda k, v: [_to_time(k, v)],
+}
+
+
+def split_params(params: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a params mapping into ``(filters, control)``; ``None`` values are dropped."""
+    filters: dict[str, Any] = {}
+    control: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        (control if key in CONTROL_PARAMS else filters)[key] = value
+    return filters, control
+
+
+def _page_size(value: Any) -> int:
+    try:
+        size = int(str(value).strip())
+    except ValueError:
+        raise FilterError(f'page_size must be an integer, got {value!r}') from None
+    if size < 1:
+        raise FilterError(f'page_size must be at least 1, got {size}')
+    return min(size, MAX_PAGE_SIZE)
+
+
+def parse_query(target: str, params: Mapping[str, Any] | None) -> Query:
+    """Validate ``params`` (filters plus control params) for ``target`` into a :class:`Query`.
+
+    Raises :class:`FilterError` for unknown keys, a missing required key and malformed values.
+    """
+    spec = TARGETS[target]
+    filters, control = split_params(params)
+    unknown = sorted(k for k in filters if k not in spec.filters and k not in spec.aliases)
+    if unknown:
+        raise FilterError(
+            f'Unknown {target} filter key(s): {", ".join(unknown)}', supported=spec.supported
+        )
+    normalised: dict[str, Any] = {}
+    for key, value in filters.items():
+        canonical = spec.aliases.get(key, key)
+        if canonical in normalised:
+            raise FilterError(f'Filter {canonical!r} given twice (also as an alias)')
+        normalised[canonical] = value
+    if spec.required_any and not any(k in normalised for k in spec.required_any):
+        raise FilterError(
+            f'Missing required {target} filter: {" or ".join(spec.required_any)}',
+            supported=spec.supported,
+        )
+    where: list[str] = []
+    args: list[Any] = []
+    for key in sorted(normalised):
+        flt = spec.filters[key]
+        values = _CONVERT[flt.kind](key, normalised[key])
+        where.append('(' + flt.sql.replace('{v}', ', '.join('?' * len(values))) + ')')
+        args.extend(values)
+    query = Query(target=spec, where=where, args=args)
+    ordering = str(control.get('ordering', spec.key)).strip()
+    if ordering not in {spec.key, f'-{spec.key}'}:
+        raise FilterError(f'ordering must be {spec.key!r} or {"-" + spec.key!r}, got {ordering!r}')
+    query.descending = ordering.startswith('-')
+    cursor_key = f'{spec.key}__{"lt" if query.descending else "gt"}'
+    for other in {f'{spec.key}__gt', f'{spec.key}__lt', 'id__gt', 'id__lt'} - {cursor_key}:
+        if other in control:
+            raise FilterError(f'{other} does not apply here; page with {cursor_key}')
+    if cursor_key in control:
+        query.after = _to_int(cursor_key, control[cursor_key])
+    if 'page_size' in control:
+        query.page_size = _page_size(control['page_size'])
+    pagination = str(control.get('pagination', 'page')).strip()
+    if pagination not in {'page', 'cursor'}:
+        raise FilterError(f"pagination must be 'page' or 'cursor', got {pagination!r}")
+    query.with_count = pagination != 'cursor'
+    return query

@@ -1,0 +1,421 @@
+"""The embedded platform's store: one SQLite file (WAL mode) under ``$SYNAPSE_HOME``.
+
+It holds projects (with their class configuration), data units and their files, tasks,
+assignments, ground-truth datasets / versions / events, storages, jobs and job logs. Records
+come out in the shape of DESIGN section 3. Filtering, ordering and keyset paging live here and in
+:mod:`synapse_sdk.server.filters` only; the REST server and both clients call into them.
+
+Media files live under ``$SYNAPSE_HOME/media``; the store keeps each file's path relative to that
+directory and the caller supplies ``url_for(path)`` to turn it into a ``file://`` or ``http://``
+URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from synapse_sdk.errors import NotFoundError
+from synapse_sdk.server.filters import Query, format_time, parse_query
+
+if TYPE_CHECKING:
+    from synapse_sdk.formats.dataset import ImportedDataset
+
+__all__ = ['Store', 'UrlFor', 'default_home']
+
+UrlFor = Callable[[str], str]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+  id INTEGER PRIMARY KEY, title TEXT NOT NULL, configuration TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS data_units (
+  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
+  width INTEGER, height INTEGER, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY, data_unit INTEGER NOT NULL REFERENCES data_units(id), key TEXT NOT NULL,
+  path TEXT, file_name_original TEXT NOT NULL, is_primary INTEGER NOT NULL, size INTEGER,
+  checksum TEXT, UNIQUE (data_unit, key));
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id),
+  data_unit INTEGER NOT NULL REFERENCES data_units(id), status TEXT NOT NULL,
+  tags TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project, id);
+CREATE TABLE IF NOT EXISTS assignments (
+  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id),
+  task INTEGER NOT NULL REFERENCES tasks(id), user INTEGER, status TEXT NOT NULL,
+  tags TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS assignments_project ON assignments (project, id);
+CREATE INDEX IF NOT EXISTS assignments_task ON assignments (task);
+CREATE TABLE IF NOT EXISTS ground_truth_datasets (
+  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
+  created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ground_truth_dataset_versions (
+  id INTEGER PRIMARY KEY, dataset INTEGER NOT NULL REFERENCES ground_truth_datasets(id),
+  name TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ground_truth_events (
+  pgh_id INTEGER PRIMARY KEY, id INTEGER NOT NULL,
+  version INTEGER NOT NULL REFERENCES ground_truth_dataset_versions(id), category TEXT,
+  data_unit INTEGER NOT NULL REFERENCES data_units(id), created TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS gt_events_version ON ground_truth_events (version, pgh_id);
+CREATE TABLE IF NOT EXISTS storages (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, provider TEXT NOT NULL, configuration TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, data TEXT NOT NULL, updated TEXT);
+CREATE TABLE IF NOT EXISTS job_logs (
+  id INTEGER PRIMARY KEY, job INTEGER, created TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs (job, id);
+"""
+
+# Columns each list target selects; ``t`` is the task (assignments join their task).
+_SELECT = {
+    'assignment': 'SELECT r.id, r.project, r.task, r.user, r.status, r.tags, r.created, '
+    't.data_unit, r.data FROM assignments r JOIN tasks t ON t.id = r.task',
+    'task': 'SELECT r.id, r.project, r.status, r.tags, r.created, r.data_unit, r.data FROM tasks r',
+    'ground_truth_event': 'SELECT r.id, r.pgh_id, r.version AS ground_truth_dataset_version, '
+    'r.category, r.created, r.data_unit, r.data FROM ground_truth_events r',
+}
+_FROM_COUNT = {
+    'assignment': 'FROM assignments r JOIN tasks t ON t.id = r.task',
+    'task': 'FROM tasks r',
+    'ground_truth_event': 'FROM ground_truth_events r',
+}
+
+
+def default_home() -> Path:
+    """``$SYNAPSE_HOME``, or ``~/.synapse``."""
+    return Path(os.environ.get('SYNAPSE_HOME') or Path.home() / '.synapse').expanduser()
+
+
+def now() -> str:
+    """The current time in the store's timestamp format."""
+    return format_time(datetime.now(UTC))
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Store:
+    """The SQLite store of one ``$SYNAPSE_HOME``. Safe to share between threads.
+
+    Each thread gets its own connection (WAL lets readers run beside the writer). Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.media_dir = self.home / 'media'
+        self.db_path = self.home / 'local.db'
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.conn.executescript(_SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn = getattr(self._local, 'conn', None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute('PRAGMA journal_mode=WAL')
+            conn.execute('PRAGMA synchronous=NORMAL')
+            conn.execute('PRAGMA foreign_keys=ON')
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def transaction(self) -> _Transaction:
+        """``with store.transaction() as conn:`` runs the block in one write transaction."""
+        return _Transaction(self.conn)
+
+    def close(self) -> None:
+        """Checkpoint the WAL into ``local.db`` and close every connection."""
+        with self._lock:
+            conns, self._connections = self._connections, []
+        for i, conn in enumerate(conns):
+            if i == 0:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- list targets: the one filtering / paging implementation ------------------------------
+
+    def query(self, target: str, params: Mapping[str, Any] | None) -> Query:
+        """Validate ``params`` for ``target`` (see :func:`~.filters.parse_query`)."""
+        return parse_query(target, params)
+
+    def count(self, query: Query) -> int:
+        """How many records match ``query``'s filters (paging ignored)."""
+        where = ' AND '.join(query.where) or '1'
+        sql = f'SELECT COUNT(*) {_FROM_COUNT[query.target.name]} WHERE {where}'
+        return int(self.conn.execute(sql, query.args).fetchone()[0])
+
+    def page(
+        self, query: Query, url_for: UrlFor, after: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of records after the keyset cursor ``after`` (default ``query.after``).
+
+        Returns ``(records, more)``; ``more`` says whether another page follows. The cost of a
+        page does not grow with its position: the key is indexed and the query starts from the
+        cursor instead of skipping an offset.
+        """
+        after = query.after if after is None else after
+        key = f'r.{query.target.key}'
+        where = list(query.where)
+        args = list(query.args)
+        if after is not None:
+            where.append(f'{key} {"<" if query.descending else ">"} ?')
+            args.append(after)
+        sql = (
+            f'{_SELECT[query.target.name]} WHERE {" AND ".join(where) or "1"} '
+            f'ORDER BY {key} {"DESC" if query.descending else "ASC"} LIMIT ?'
+        )
+        rows = self.conn.execute(sql, [*args, query.page_size + 1]).fetchall()
+        more = len(rows) > query.page_size
+        rows = rows[: query.page_size]
+        units = self._data_units({row['data_unit'] for row in rows}, url_for)
+        return [self._record(query.target.name, row, units) for row in rows], more
+
+    def _record(self, target: str, row: sqlite3.Row, units: dict[int, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for name in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
+            if name in {'data', 'data_unit', 'tags'}:
+                continue
+            record[name] = row[name]
+        if 'tags' in row.keys():  # noqa: SIM118
+            record['tags'] = orjson.loads(row['tags'])
+        record['data_unit'] = units.get(row['data_unit'])
+        record['data'] = orjson.loads(row['data'])
+        return record
+
+    def _data_units(self, ids: Iterable[int], url_for: UrlFor) -> dict[int, dict[str, Any]]:
+        ids = sorted(ids)
+        if not ids:
+            return {}
+        marks = ', '.join('?' * len(ids))
+        units: dict[int, dict[str, Any]] = {}
+        for row in self.conn.execute(
+            f'SELECT id, name, width, height FROM data_units WHERE id IN ({marks})', ids
+        ):
+            units[row['id']] = {**dict(row), 'files': {}}
+        for row in self.conn.execute(
+            f'SELECT * FROM files WHERE data_unit IN ({marks}) ORDER BY data_unit, id', ids
+        ):
+            units[row['data_unit']]['files'][row['key']] = {
+                'url': url_for(row['path']) if row['path'] else None,
+                'file_name_original': row['file_name_original'],
+                'is_primary': bool(row['is_primary']),
+                'size': row['size'],
+                'checksum': row['checksum'],
+            }
+        return units
+
+    def data_unit(self, data_unit_id: int, url_for: UrlFor) -> dict[str, Any]:
+        """A data unit with its files."""
+        unit = self._data_units([data_unit_id], url_for).get(data_unit_id)
+        if unit is None:
+            raise NotFoundError(f'Data unit {data_unit_id} not found', status_code=404)
+        return unit
+
+    # -- single records ----------------------------------------------------------------------
+
+    def _one(self, sql: str, args: Iterable[Any], what: str) -> sqlite3.Row:
+        row = self.conn.execute(sql, list(args)).fetchone()
+        if row is None:
+            raise NotFoundError(f'{what} not found', status_code=404)
+        return row
+
+    def get_project(self, project_id: int) -> dict[str, Any]:
+        """``{id, title, configuration}``."""
+        row = self._one(
+            'SELECT * FROM projects WHERE id = ?', [project_id], f'Project {project_id}'
+        )
+        return {
+            'id': row['id'],
+            'title': row['title'],
+            'configuration': orjson.loads(row['configuration']),
+            'created': row['created'],
+        }
+
+    def get_ground_truth_version(self, version_id: int) -> dict[str, Any]:
+        """A ground-truth dataset version with its dataset and project ids."""
+        row = self._one(
+            'SELECT v.id, v.name, v.created, v.dataset, d.name AS dataset_name, d.project '
+            'FROM ground_truth_dataset_versions v '
+            'JOIN ground_truth_datasets d ON d.id = v.dataset WHERE v.id = ?',
+            [version_id],
+            f'Ground truth dataset version {version_id}',
+        )
+        version = dict(row)
+        version['ground_truth_dataset'] = {
+            'id': version['dataset'],
+            'name': version.pop('dataset_name'),
+            'project': version['project'],
+        }
+        return version
+
+    def get_storage(self, storage_id: int) -> dict[str, Any]:
+        """``{id, name, provider, configuration}``."""
+        row = self._one(
+            'SELECT * FROM storages WHERE id = ?', [storage_id], f'Storage {storage_id}'
+        )
+        return {**dict(row), 'configuration': orjson.loads(row['configuration'])}
+
+    def list_storages(self) -> list[dict[str, Any]]:
+        """Every registered storage, by id."""
+        ids = [r[0] for r in self.conn.execute('SELECT id FROM storages ORDER BY id')]
+        return [self.get_storage(i) for i in ids]
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        """A job's document (whatever ``update_job`` merged into it) plus its id."""
+        row = self._one('SELECT * FROM jobs WHERE id = ?', [job_id], f'Job {job_id}')
+        return {**orjson.loads(row['data']), 'id': row['id'], 'updated': row['updated']}
+
+    def list_job_logs(self, job_id: int | None = None) -> list[dict[str, Any]]:
+        """Log rows of ``job_id`` (every job when ``None``), oldest first."""
+        sql = 'SELECT * FROM job_logs' + (' WHERE job = ?' if job_id is not None else '')
+        rows = self.conn.execute(sql + ' ORDER BY id', [] if job_id is None else [job_id])
+        return [{**orjson.loads(r['data']), 'id': r['id'], 'job': r['job']} for r in rows]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create_project(self, title: str, configuration: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a project; ``configuration`` lists its classes in their fixed order."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                'INSERT INTO projects (title, configuration, created) VALUES (?, ?, ?)',
+                [title, _dumps(dict(configuration)), now()],
+            )
+        return self.get_project(int(cur.lastrowid or 0))
+
+    def create_storage(
+        self, name: str, provider: str, configuration: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Register a storage (``file_system``: ``{"location": path}``; ``s3``/``minio``: ...)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
+                [name, provider, _dumps(dict(configuration))],
+            )
+        return self.get_storage(int(cur.lastrowid or 0))
+
+    def create_job(self, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create a job row (the platform does this before a run; local runs call it here)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                'INSERT INTO jobs (data, updated) VALUES (?, ?)', [_dumps(dict(data or {})), now()]
+            )
+        return self.get_job(int(cur.lastrowid or 0))
+
+    def update_job(self, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``data`` into the job's document (a PATCH); creates the job if it is new."""
+        with self.transaction() as conn:
+            row = conn.execute('SELECT data FROM jobs WHERE id = ?', [job_id]).fetchone()
+            merged = {**(orjson.loads(row['data']) if row else {}), **dict(data)}
+            merged.pop('id', None)
+            conn.execute(
+                'INSERT INTO jobs (id, data, updated) VALUES (?, ?, ?) '
+                'ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated = excluded.updated',
+                [job_id, _dumps(merged), now()],
+            )
+        return self.get_job(job_id)
+
+    def create_logs(self, logs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> int:
+        """Append log rows (each may name its ``job``); returns how many were stored."""
+        rows = [logs] if isinstance(logs, Mapping) else list(logs)
+        with self.transaction() as conn:
+            conn.executemany(
+                'INSERT INTO job_logs (job, created, data) VALUES (?, ?, ?)',
+                [(r.get('job'), str(r.get('created') or now()), _dumps(dict(r))) for r in rows],
+            )
+        return len(rows)
+
+    def add_data_unit(
+        self,
+        project: int,
+        name: str,
+        width: int | None,
+        height: int | None,
+        files: Mapping[str, Mapping[str, Any]],
+        conn: sqlite3.Connection | None = None,
+    ) -> int:
+        """Add a data unit. ``files`` maps a key (``image_1``) to ``{path, file_name_original,
+        is_primary, size, checksum}`` where ``path`` is relative to the media directory."""
+        conn = conn or self.conn
+        cur = conn.execute(
+            'INSERT INTO data_units (project, name, width, height, created) VALUES (?, ?, ?, ?, ?)',
+            [project, name, width, height, now()],
+        )
+        unit_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            'INSERT INTO files (data_unit, key, path, file_name_original, is_primary, size, '
+            'checksum) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            [
+                (unit_id, key, f.get('path'), f.get('file_name_original', name),
+                 int(bool(f.get('is_primary', True))), f.get('size'), f.get('checksum'))
+                for key, f in files.items()
+            ],
+        )  # fmt: skip
+        return unit_id
+
+    def insert(
+        self, table: str, row: Mapping[str, Any], conn: sqlite3.Connection | None = None
+    ) -> int:
+        """Insert one row into a record table; JSON columns (``data``, ``tags`` ...) are encoded."""
+        if table not in {
+            'projects', 'tasks', 'assignments', 'ground_truth_datasets',
+            'ground_truth_dataset_versions', 'ground_truth_events',
+        }:  # fmt: skip
+            raise ValueError(f'Not a record table: {table}')
+        json_cols = {'data', 'tags', 'configuration'}
+        values = {k: _dumps(v) if k in json_cols else v for k, v in row.items()}
+        values.setdefault('created', now())
+        cols = ', '.join(values)
+        marks = ', '.join('?' * len(values))
+        cur = (conn or self.conn).execute(
+            f'INSERT INTO {table} ({cols}) VALUES ({marks})', list(values.values())
+        )
+        return int(cur.lastrowid or 0)
+
+    def import_dataset(self, dataset: ImportedDataset, title: str | None = None) -> dict[str, Any]:
+        """Load an :class:`~synapse_sdk.formats.dataset.ImportedDataset`; returns the new ids.
+
+        Images are copied into the media directory; each becomes a data unit with one task, one
+        submitted assignment and one ground-truth event (category from the image's split).
+        """
+        from synapse_sdk.server.importer import import_dataset
+
+        return import_dataset(self, dataset, title)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute('BEGIN IMMEDIATE')
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.conn.execute('ROLLBACK' if exc_type is not None else 'COMMIT')
