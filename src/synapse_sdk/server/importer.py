@@ -78,9 +78,9 @@ def import_dataset(
     store: Store, dataset: ImportedDataset, title: str | None = None
 ) -> dict[str, Any]:
     """See :meth:`Store.import_dataset`. Returns ``{project, ground_truth_dataset,
-    ground_truth_dataset_version, data_units, tasks, assignments, events}``."""
+    ground_truth_dataset_version, data_units, tasks, assignments, ground_truth_events}``."""
     title = title or dataset.title
-    counts = {'data_units': 0, 'tasks': 0, 'assignments': 0, 'events': 0}
+    counts = {'data_units': 0, 'tasks': 0, 'assignments': 0, 'ground_truth_events': 0}
     copied: list[Path] = []
     try:
         with store.transaction() as conn:
@@ -124,10 +124,10 @@ def import_dataset(
                      'tags': [], 'data': doc},
                     conn,
                 )  # fmt: skip
-                counts['events'] += 1
+                counts['ground_truth_events'] += 1
                 store.insert(
                     'ground_truth_events',
-                    {'id': counts['events'], 'version': version, 'data_unit': unit,
+                    {'id': counts['ground_truth_events'], 'version': version, 'data_unit': unit,
                      'category': normalise_split(image.split), 'data': doc},
                     conn,
                 )  # fmt: skip
