@@ -143,6 +143,27 @@ def _atomic_write(dest: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
+class _RedactUrls(logging.Filter):
+    """Strip credentials and query strings from the URLs httpx logs at INFO level.
+
+    httpx logs ``HTTP Request: GET <full url>``; pre-signed media URLs carry tokens in the
+    query string, so the Downloader installs this filter on the ``httpx`` logger (once).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                sanitize_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _install_redaction() -> None:
+    httpx_logger = logging.getLogger('httpx')
+    if not any(isinstance(f, _RedactUrls) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_RedactUrls())
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
@@ -203,6 +224,7 @@ class Downloader:
             ),
             transport=transport,
         )
+        _install_redaction()
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix='synapse-download')
         self._slots = threading.BoundedSemaphore(max_pending or 4 * max_workers)
         self._cancelled = threading.Event()

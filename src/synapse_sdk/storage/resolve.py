@@ -48,11 +48,12 @@ def _pick(config: Mapping[str, Any], *keys: str) -> str | None:
     return None
 
 
-def open_storage(storage: Mapping[str, Any]) -> StorageLocation:
+def open_storage(storage: Mapping[str, Any] | StorageLocation) -> StorageLocation:
     """Resolve a storage record ``{"id", "name", "provider", "configuration"}``.
 
     Raises :class:`~synapse_sdk.errors.StorageError` for an unknown provider (naming the
-    supported ones) or a missing/invalid configuration key. Credentials never appear in the
+    supported ones) or a missing/invalid configuration key. An already open
+    :class:`StorageLocation` is returned as is. Credentials never appear in the
     error text or in the returned object's ``repr``.
     """
     if isinstance(storage, StorageLocation):
