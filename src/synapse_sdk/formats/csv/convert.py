@@ -1,0 +1,119 @@
+"""Pure conversions between annotation documents and CSV rows.
+
+One row per annotation, in this column order (:data:`COLUMNS`):
+
+- ``item_id``, ``file`` (the image's unique name in the export), ``file_name_original``,
+  ``split``, ``annotation_id``, ``class``, ``tool``;
+- ``x``, ``y``, ``width``, ``height``: the document's ``bbox`` (absolute pixels, top-left
+  origin), ``rotation`` (radians clockwise, boxes only), ``area``, ``iscrowd`` (0/1);
+- ``points``, ``keypoints``, ``mask``: JSON (``[[x, y], ...]``, ``[[x, y, v], ...]``, RLE);
+- ``attributes`` and ``classifications`` (the item's): JSON objects with sorted keys.
+
+CSV expresses every tool, so nothing is converted. An image with no annotation is written as
+one row whose annotation columns are empty: images are never dropped. Numbers are written as
+Python's shortest round-trip repr; empty cells mean "absent".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ['COLUMNS', 'annotation_to_row', 'empty_row', 'row_to_annotation']
+
+COLUMNS = (
+    'item_id',
+    'file',
+    'file_name_original',
+    'split',
+    'annotation_id',
+    'class',
+    'tool',
+    'x',
+    'y',
+    'width',
+    'height',
+    'rotation',
+    'area',
+    'iscrowd',
+    'points',
+    'keypoints',
+    'mask',
+    'attributes',
+    'classifications',
+)
+_JSON = orjson.OPT_SORT_KEYS
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ''
+    if isinstance(value, bool):
+        raise TypeError('boolean where a number is expected')
+    return repr(float(value)) if isinstance(value, float) else str(int(value))
+
+
+def _json(value: Any) -> str:
+    return '' if value is None else orjson.dumps(value, option=_JSON).decode()
+
+
+def empty_row(item: dict[str, Any]) -> list[str]:
+    """Row of an image without annotations. ``item``: item_id, file, original, split, cls."""
+    return [
+        str(item['item_id']),
+        item['file'],
+        item.get('file_name_original') or '',
+        item['split'],
+        *[''] * (len(COLUMNS) - 5),
+        _json(item.get('classifications') or {}),
+    ]
+
+
+def annotation_to_row(ann: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    bbox = ann.get('bbox')
+    box = [_num(v) for v in bbox[:4]] if bbox else ['', '', '', '']
+    if bbox and len(box) != 4:
+        raise ValueError('bbox needs 4 numbers')
+    return [
+        str(item['item_id']),
+        item['file'],
+        item.get('file_name_original') or '',
+        item['split'],
+        str(ann.get('id') or ''),
+        str(ann['category']),
+        str(ann.get('tool') or ''),
+        *box,
+        _num(ann.get('rotation')),
+        _num(ann.get('area')),
+        '1' if ann.get('iscrowd') else '0',
+        _json(ann.get('points')),
+        _json(ann.get('keypoints')),
+        _json(ann.get('mask')),
+        _json(ann.get('attributes') or {}),
+        _json(item.get('classifications') or {}),
+    ]
+
+
+def _float(text: str) -> float | int:
+    return float(text) if any(c in text for c in '.eEn') else int(text)
+
+
+def row_to_annotation(row: dict[str, str]) -> dict[str, Any] | None:
+    """Inverse of :func:`annotation_to_row` (``None`` for an empty-image row)."""
+    if not row.get('class'):
+        return None
+    ann: dict[str, Any] = {'id': row['annotation_id'], 'category': row['class']}
+    ann['tool'] = row['tool']
+    if row.get('x', '') != '':
+        ann['bbox'] = [_float(row[k]) for k in ('x', 'y', 'width', 'height')]
+    for key in ('rotation', 'area'):
+        if row.get(key, '') != '':
+            ann[key] = _float(row[key])
+    if row.get('iscrowd') == '1':
+        ann['iscrowd'] = True
+    for key in ('points', 'keypoints', 'mask'):
+        if row.get(key):
+            ann[key] = orjson.loads(row[key])
+    ann['attributes'] = orjson.loads(row['attributes']) if row.get('attributes') else {}
+    return ann
