@@ -79,12 +79,18 @@ def polygon_area(points: Sequence[Sequence[float]]) -> float:
     return abs(s) / 2.0
 
 
-def clamp_box(bbox: Sequence[float], width: float, height: float) -> tuple[list[float], bool]:
+def clamp_box(
+    bbox: Sequence[float], width: float, height: float, tolerance: float = 0.0
+) -> tuple[list[float], bool]:
     """Clip ``[x, y, w, h]`` to the image. Returns the clipped box and whether it changed.
 
-    A box entirely outside the image comes back with zero width or height.
+    A box entirely outside the image comes back with zero width or height. Edges out by at most
+    ``tolerance`` pixels (rounding noise of an earlier export) are left as they are.
     """
     x, y, w, h = (float(v) for v in bbox[:4])
+    inside = -tolerance <= min(x, y) and x + w <= width + tolerance and y + h <= height + tolerance
+    if tolerance and inside:
+        return [x, y, w, h], False
     x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
     out = [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)]
@@ -93,13 +99,19 @@ def clamp_box(bbox: Sequence[float], width: float, height: float) -> tuple[list[
 
 
 def clamp_points(
-    points: Iterable[Sequence[float]], width: float, height: float
+    points: Iterable[Sequence[float]], width: float, height: float, tolerance: float = 0.0
 ) -> tuple[list[Point], bool]:
-    """Clip each point to ``[0, width] x [0, height]``; returns the points and whether any moved."""
+    """Clip each point to ``[0, width] x [0, height]``; returns the points and whether any moved.
+
+    Points out by at most ``tolerance`` pixels are left as they are.
+    """
     out: list[Point] = []
     changed = False
     for p in points:
         x, y = float(p[0]), float(p[1])
+        if -tolerance <= x <= width + tolerance and -tolerance <= y <= height + tolerance:
+            out.append((x, y))
+            continue
         cx, cy = min(max(x, 0.0), width), min(max(y, 0.0), height)
         changed = changed or (cx, cy) != (x, y)
         out.append((cx, cy))

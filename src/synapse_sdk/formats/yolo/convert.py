@@ -75,8 +75,14 @@ def _keypoint_box(ann: dict[str, Any]) -> list[float]:
     return enclosing_box(labelled)
 
 
-def _clamped_box(box: list[float], w: int, h: int, log: ItemLog) -> list[float]:
-    box, changed = clamp_box(box, w, h)
+def _tolerance(w: int, h: int, precision: int) -> float:
+    """One unit of the last written digit, in pixels: overshoot below it is rounding noise
+    (e.g. a box read back from an earlier export), not geometry outside the image."""
+    return max(w, h) * 10.0**-precision
+
+
+def _clamped_box(box: list[float], w: int, h: int, log: ItemLog, tol: float) -> list[float]:
+    box, changed = clamp_box(box, w, h, tol)
     if box[2] <= 0 or box[3] <= 0:
         raise Unsupported('box outside the image or of zero size')
     if changed:
@@ -85,7 +91,7 @@ def _clamped_box(box: list[float], w: int, h: int, log: ItemLog) -> list[float]:
 
 
 def _points(points: Sequence[Sequence[float]], w: int, h: int, p: int, log: ItemLog) -> list[str]:
-    pts, changed = clamp_points(points, w, h)
+    pts, changed = clamp_points(points, w, h, _tolerance(w, h, p))
     if changed:
         log.clamp()
     return [fmt(c, p) for x, y in pts for c in (x / w, y / h)]
@@ -109,7 +115,7 @@ def annotation_to_yolo(
     w, h = image_size
     p = precision
     if task == 'detect':
-        x, y, bw, bh = _clamped_box(_box_of(ann, task, log), w, h, log)
+        x, y, bw, bh = _clamped_box(_box_of(ann, task, log), w, h, log, _tolerance(w, h, p))
         values = [(x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h]
         return ' '.join([str(class_index), *(fmt(v, p) for v in values)])
     if task == 'segment':
@@ -136,7 +142,7 @@ def annotation_to_yolo(
         kps = ann.get('keypoints') or []
         if len(kps) > kpt_count:
             raise Unsupported(f'{len(kps)} keypoints, kpt_shape allows {kpt_count}')
-        x, y, bw, bh = _clamped_box(_box_of(ann, task, log), w, h, log)
+        x, y, bw, bh = _clamped_box(_box_of(ann, task, log), w, h, log, _tolerance(w, h, p))
         out = [str(class_index)]
         out += [fmt(v, p) for v in ((x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h)]
         for kp in kps:

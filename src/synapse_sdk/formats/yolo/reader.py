@@ -95,12 +95,18 @@ def read_dataset(
     if task == 'pose' and kpt_shape:
         for i, name in enumerate(names):
             kn = kpt_names.get(i) or kpt_names.get(str(i))
-            keypoints[name] = {
-                'names': list(kn) if kn else [f'kp_{j}' for j in range(int(kpt_shape[0]))],
-                'skeleton': [],
-            }
+            if kn or not kpt_names:  # without kpt_names every class has the shared shape
+                generic = [f'kp_{j}' for j in range(int(kpt_shape[0]))]
+                keypoints[name] = {'names': list(kn or generic), 'skeleton': []}
     configuration = {
-        'classes': [{'name': n, 'tool': _TOOLS[task], 'attributes': []} for n in names],
+        'classes': [
+            {
+                'name': n,
+                'tool': _TOOLS[task] if task != 'pose' or n in keypoints else 'bounding_box',
+                'attributes': [],
+            }
+            for n in names
+        ],
         'keypoints': keypoints,
     }
     splits: list[tuple[str, Any]] = [(k, data[k]) for k in _SPLIT_KEYS if data.get(k)]
