@@ -257,7 +257,8 @@ def parse_query(target: str, params: Mapping[str, Any] | None) -> Query:
         raise FilterError(f'ordering must be {spec.key!r} or {"-" + spec.key!r}, got {ordering!r}')
     query.descending = ordering.startswith('-')
     cursor_key = f'{spec.key}__{"lt" if query.descending else "gt"}'
-    for other in {f'{spec.key}__gt', f'{spec.key}__lt', 'id__gt', 'id__lt'} - {cursor_key}:
+    cursors = {f'{key}__{op}' for key in ('id', 'pgh_id') for op in ('gt', 'lt')}
+    for other in sorted(cursors - {cursor_key}):
         if other in control:
             raise FilterError(f'{other} does not apply here; page with {cursor_key}')
     if cursor_key in control:

@@ -320,6 +320,30 @@ class Store:
             )
         return self.get_storage(int(cur.lastrowid or 0))
 
+    def update_storage(
+        self,
+        storage_id: int,
+        *,
+        name: str | None = None,
+        configuration: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Rename a storage or replace its configuration (e.g. after moving a home)."""
+        current = self.get_storage(storage_id)
+        with self.transaction() as conn:
+            conn.execute(
+                'UPDATE storages SET name = ?, configuration = ? WHERE id = ?',
+                [
+                    name if name is not None else current['name'],
+                    _dumps(
+                        dict(
+                            configuration if configuration is not None else current['configuration']
+                        )
+                    ),
+                    storage_id,
+                ],
+            )
+        return self.get_storage(storage_id)
+
     def create_job(self, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Create a job row (the platform does this before a run; local runs call it here)."""
         with self.transaction() as conn:
