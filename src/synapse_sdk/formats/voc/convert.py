@@ -8,7 +8,8 @@ Coordinates follow the VOC devkit: 1-based pixel indices, both ends inclusive. A
 
 With ``precision`` 0 (the default) the values are whole pixels (``x`` and ``x + w`` rounded half
 to even), as the devkit and most readers (``int(...)``) expect; a higher precision writes that
-many decimals. Boxes are clamped to the image (reported; the object is marked ``truncated``).
+many decimals. Boxes are clamped to the image (reported). ``truncated`` is the document's
+``truncated`` attribute when it has one, else whether the (clamped) box reaches the border.
 
 Rotated boxes become their enclosing box; polygons, masks and keypoint annotations become their
 box (each reported). Document attributes are kept in ``<attributes>`` with JSON values, and
@@ -80,6 +81,12 @@ def _box_of(ann: dict[str, Any], log: ItemLog) -> list[float]:
     return box
 
 
+def _at_border(box: list[float], image_size: tuple[int, int]) -> bool:
+    """VOC's ``truncated`` proxy: the (clamped) box reaches the image border."""
+    x, y, w, h = box
+    return x <= 0 or y <= 0 or x + w >= image_size[0] or y + h >= image_size[1]
+
+
 def _flag(value: Any) -> str:
     return '1' if value else '0'
 
@@ -104,17 +111,19 @@ def annotation_to_voc(
     obj: dict[str, Any] = {
         'name': ann['category'],
         'pose': str(attrs.get('pose', 'Unspecified')),
-        'truncated': _flag(attrs.get('truncated') or clamped),
+        'truncated': _flag(
+            attrs['truncated'] if 'truncated' in attrs else _at_border(box, image_size)
+        ),
         'difficult': _flag(attrs.get('difficult')),
     }
     if 'occluded' in attrs:
         obj['occluded'] = _flag(attrs['occluded'])
     obj['bndbox'] = box_to_voc(box, precision)
-    if attrs:
-        obj['attributes'] = [
-            (str(k), orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode())
-            for k, v in sorted(attrs.items())
-        ]
+    # Always present (maybe empty): tells the reader these are the exact document attributes.
+    obj['attributes'] = [
+        (str(k), orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode())
+        for k, v in sorted(attrs.items())
+    ]
     return obj
 
 

@@ -2,12 +2,14 @@
 directory with ``VOC*/`` sub-datasets). The exact inverse of the writer.
 
 Classes come from ``labels.txt`` when present (our exports write it), else the sorted set of
-object names. Splits come from ``ImageSets/Main/<split>.txt`` (single-column lists only; the
-per-class ``<class>_<split>.txt`` files are ignored; ``trainval`` only when nothing finer says).
+object names. Splits come from ``ImageSets/Main/<split>.txt`` (lines are whole stems,
+spaces included; per-class ``<class>_<split>.txt`` lists are ignored; ``trainval`` only when
+nothing finer says).
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from synapse_sdk.formats.images import image_size
 from synapse_sdk.formats.voc.convert import voc_to_annotation
 
 __all__ = ['read_dataset']
+
+_PER_CLASS = re.compile(r'^\S.*\s(-1|0|1)$')
 
 
 def _roots(path: Path) -> list[Path]:
@@ -68,11 +72,11 @@ def _splits(root: Path) -> dict[str, str]:
         return out
     files = sorted(main.glob('*.txt'), key=lambda p: (p.stem == 'trainval', p.stem))
     for f in files:
-        lines = [line.split() for line in f.read_text(encoding='utf-8').splitlines()]
-        lines = [parts for parts in lines if parts]
-        if any(len(parts) != 1 for parts in lines):
-            continue  # a per-class list
-        for (stem,) in lines:
+        lines = [line.strip() for line in f.read_text(encoding='utf-8').splitlines()]
+        lines = [line for line in lines if line]
+        if '_' in f.stem and lines and all(_PER_CLASS.match(line) for line in lines):
+            continue  # a per-class list: '<stem> <1|0|-1>'
+        for stem in lines:
             out.setdefault(stem, f.stem)
     return out
 

@@ -1,0 +1,73 @@
+"""CSV: one row per annotation, empty images kept, RFC 4180 quoting, UTF-8, round trip."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import orjson
+
+from synapse_sdk.formats.csv.convert import COLUMNS
+from synapse_sdk.formats.csv.reader import read_dataset
+
+from .contract import WriterContract
+from .helpers import export, fixture, make_items
+
+
+class TestCsvContract(WriterContract):
+    fmt = 'csv'
+
+
+def _rows(root: Path) -> list[dict[str, str]]:
+    with (root / 'annotations.csv').open(encoding='utf-8', newline='') as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_rows(tmp_path: Path) -> None:
+    report, _ = export('csv', tmp_path, make_items())
+    raw = (tmp_path / 'annotations.csv').read_bytes()
+    assert raw.startswith(','.join(COLUMNS).encode() + b'\r\n')
+    assert raw.count(b'\r\n') == 1 + 5 + 1 + 3 + 2
+    rows = _rows(tmp_path)
+    empty = [r for r in rows if r['item_id'] == '2']
+    assert (
+        len(empty) == 1
+        and empty[0]['class'] == ''
+        and empty[0]['file'] == ('images/crossing 0007_1.jpg')
+    )
+    first = rows[0]
+    assert first['file_name_original'] == 'crossing 0007.jpg' and first['split'] == 'train'
+    assert [first[k] for k in ('x', 'y', 'width', 'height')] == ['12.5', '10.0', '20.0', '12.0']
+    assert orjson.loads(first['attributes']) == {'occluded': False}
+    assert orjson.loads(first['classifications']) == {'weather': 'sunny'}
+    rotated = rows[1]
+    assert rotated['rotation'] == '0.3'  # CSV keeps the rotation: nothing converted
+    assert report.to_dict()['converted_reasons'] == {}
+    polyline = [r for r in rows if r['tool'] == 'polyline']
+    assert orjson.loads(polyline[0]['points']) == [[0, 20], [30, 22]]
+    crowd = [r for r in rows if r['iscrowd'] == '1']
+    assert len(crowd) == 1 and orjson.loads(crowd[0]['mask'])['size'] == [40, 50]
+
+
+def test_rfc4180_quoting_and_unicode(tmp_path: Path) -> None:
+    export('csv', tmp_path, make_items())
+    text = (tmp_path / 'annotations.csv').read_text('utf-8')
+    assert '"{""note"":""a, \\""quoted\\"" note""}"' in text
+    assert 'images/東京 駅.png' in text
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    export('csv', tmp_path, make_items())
+    dataset = read_dataset(tmp_path)
+    images = list(dataset.images)
+    assert len(images) == 4 and images[1].annotations == []
+    records = fixture()['records']
+    expected = [a for a in records[0]['data']['annotations']]
+    got = images[0].annotations
+    assert [a['id'] for a in got] == [a['id'] for a in expected]
+    for g, e in zip(got, expected, strict=True):
+        e = {k: v for k, v in e.items() if k != 'mask'} | (
+            {'mask': e['mask']} if 'mask' in e else {}
+        )
+        assert g == e
+    assert images[0].classifications == {'weather': 'sunny'}
