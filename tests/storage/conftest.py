@@ -85,7 +85,7 @@ class HttpState:
 
     files: dict[str, bytes] = field(default_factory=dict)
     hits: collections.Counter[str] = field(default_factory=collections.Counter)
-    headers: list[dict[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     peers: set[int] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.hits[path] += 1
             hit = state.hits[path]
-            state.headers.append(dict(self.headers))
+            state.headers.append((path, dict(self.headers)))
             state.peers.add(self.client_address[1])
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
@@ -160,6 +160,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, body)
         elif kind == 'redirect':
             self._send(302, b'', {'Location': f'/files/{key}'})
+        elif kind == 'xredirect':  # same server under another origin
+            port = self.server.server_port  # type: ignore[attr-defined]
+            self._send(307, b'', {'Location': f'http://localhost:{port}/files/{key}'})
+        elif kind == 'loop':
+            self._send(302, b'', {'Location': f'/loop/{key}'})
         elif kind == 'sleep':
             time.sleep(float(key))
             self._send(200, b'late')

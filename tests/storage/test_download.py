@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import socket
 import threading
 import time
@@ -138,7 +139,51 @@ def test_redirects_are_followed_and_headers_sent(http_server: Server, tmp_path: 
         downloader.download(f'{base}/redirect/r', tmp_path / 'r')
         assert 'tok-secret-123' not in repr(downloader)
     assert (tmp_path / 'r').read_bytes() == b'redirected'
-    assert all(h.get('Synapse-Access-Token') == 'Token tok-secret-123' for h in state.headers)
+    assert [h.get('Synapse-Access-Token') for _, h in state.headers] == ['Token tok-secret-123'] * 2
+
+
+def test_headers_never_follow_a_redirect_to_another_origin(
+    http_server: Server, tmp_path: Path
+) -> None:
+    base, state = http_server
+    state.files['r'] = b'elsewhere'
+    with _fast(headers={'Synapse-Access-Token': 'Token tok'}) as downloader:
+        downloader.download(f'{base}/xredirect/r', tmp_path / 'r')
+    assert (tmp_path / 'r').read_bytes() == b'elsewhere'
+    sent = {path: h.get('Synapse-Access-Token') for path, h in state.headers}
+    assert sent == {'/xredirect/r': 'Token tok', '/files/r': None}
+
+
+def test_header_hosts_limit_where_headers_go(http_server: Server, tmp_path: Path) -> None:
+    base, state = http_server
+    state.files['h'] = b'x'
+    port = base.rsplit(':', 1)[1]
+    for hosts, expected in [({'platform.example'}, None), ({f'127.0.0.1:{port}'}, 'Token t')]:
+        state.headers.clear()
+        with _fast(headers={'Synapse-Access-Token': 'Token t'}, header_hosts=hosts) as downloader:
+            downloader.download(f'{base}/files/h', tmp_path / 'h')
+        assert state.headers[0][1].get('Synapse-Access-Token') == expected
+
+
+def test_redirect_loops_are_cut(http_server: Server, tmp_path: Path) -> None:
+    base, state = http_server
+    with _fast() as downloader, pytest.raises(DownloadError, match='more than 10 redirects'):
+        downloader.download(f'{base}/loop/x', tmp_path / 'x')
+    assert state.hits['/loop/x'] == 11
+
+
+def test_download_error_pickles() -> None:
+    err = DownloadError(
+        'https://u:p@h/x?sig=1', 'HTTP 503 Service Unavailable', status_code=503, attempts=3
+    )
+    clone = pickle.loads(pickle.dumps(err))
+    assert (clone.source, clone.reason, clone.status_code, clone.attempts) == (
+        'https://h/x',
+        'HTTP 503 Service Unavailable',
+        503,
+        3,
+    )
+    assert str(clone) == str(err)
 
 
 def test_errors_and_logs_carry_no_credentials(

@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 #: HTTP statuses worth retrying; every other error status fails at once.
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 _CHUNK = 1 << 20
+_MAX_REDIRECTS = 10
 _FATAL_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
@@ -74,6 +75,16 @@ class DownloadError(StorageError):
         self.attempts = attempts
         tries = f' (after {attempts} attempts)' if attempts > 1 else ''
         super().__init__(f'Could not download {self.source}: {reason}{tries}')
+
+    def __reduce__(self) -> Any:
+        # survives pickling (process/Ray executors ship exceptions between processes)
+        return (_rebuild_error, (self.source, self.reason, self.status_code, self.attempts))
+
+
+def _rebuild_error(
+    source: str, reason: str, status_code: int | None, attempts: int
+) -> DownloadError:
+    return DownloadError(source, reason, status_code=status_code, attempts=attempts)
 
 
 class _Retryable(Exception):
@@ -178,8 +189,11 @@ class Downloader:
         timeout: seconds for connect, each read and each write (not the whole file).
         backoff: first retry delay in seconds; doubled per attempt, with jitter.
         max_backoff: cap for the computed retry delay.
-        headers: sent with every HTTP request (e.g. an auth header for the platform's media);
-            note they go to every HTTP source, including third-party hosts.
+        headers: sent with HTTP requests (e.g. the platform's auth header for its media), but
+            only to the origin of each source URL: a redirect to another host (a pre-signed
+            S3 URL) is followed without them.
+        header_hosts: when given, ``headers`` go only to these hosts (``host`` or
+            ``host:port``), so a platform token never reaches third-party file URLs.
         storage_fs: filesystem used for sources with its protocol (``s3://...``); usually
             ``open_storage(record).fs``.
         max_retry_after: cap for a server's ``Retry-After`` wait.
@@ -199,6 +213,7 @@ class Downloader:
         headers: dict[str, str] | None = None,
         storage_fs: fsspec.AbstractFileSystem | None = None,
         *,
+        header_hosts: Collection[str] | None = None,
         max_retry_after: float = 60.0,
         max_pending: int | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -215,10 +230,12 @@ class Downloader:
         self.storage_fs = storage_fs
         protocol = getattr(storage_fs, 'protocol', ()) if storage_fs is not None else ()
         self._fs_protocols = {protocol} if isinstance(protocol, str) else set(protocol)
+        self._headers = dict(headers or {})
+        self._header_hosts = frozenset(header_hosts) if header_hosts is not None else None
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            headers=headers,
-            follow_redirects=True,
+            headers={'User-Agent': 'synapse-sdk'},
+            follow_redirects=False,  # _open_http follows them, scoping the headers
             limits=httpx.Limits(
                 max_connections=max_workers * 2, max_keepalive_connections=max_workers
             ),
@@ -324,9 +341,33 @@ class Downloader:
             supported = ', '.join(['http', 'https', 'file', *sorted(self._fs_protocols)])
             raise _Fatal(f'unsupported scheme {scheme!r} (supported: {supported}, local paths)')
 
+    def _headers_for(self, url: httpx.URL, origin: tuple[str, str, int | None]) -> Any:
+        """The caller's headers, only for the source's own origin (never after a redirect away)."""
+        if not self._headers or (url.scheme, url.host, url.port) != origin:
+            return None
+        if self._header_hosts is not None:
+            netloc = f'{url.host}:{url.port}' if url.port else url.host
+            if url.host not in self._header_hosts and netloc not in self._header_hosts:
+                return None
+        return self._headers
+
+    def _open_http(self, raw: str) -> httpx.Response:
+        """Send GET, following redirects by hand so headers never leak to another origin."""
+        url = httpx.URL(raw)
+        origin = (url.scheme, url.host, url.port)
+        for _hop in range(_MAX_REDIRECTS + 1):
+            request = self._client.build_request('GET', url, headers=self._headers_for(url, origin))
+            response = self._client.send(request, stream=True)
+            if not response.has_redirect_location:
+                return response
+            response.close()
+            url = response.url.join(response.headers['Location'])
+        raise _Fatal(f'more than {_MAX_REDIRECTS} redirects')
+
     def _fetch_http(self, url: str, dest: Path) -> None:
         try:
-            with self._client.stream('GET', url) as response:
+            response = self._open_http(url)
+            try:
                 status = response.status_code
                 if status in RETRY_STATUS:
                     raise _Retryable(
@@ -342,9 +383,11 @@ class Downloader:
                         fh.write(chunk)
 
                 _atomic_write(dest, write)
+            finally:
+                response.close()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise _Retryable(_describe(exc)) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _Fatal(_describe(exc)) from exc
         except OSError as exc:
             raise _Fatal(f'could not write {dest}: {exc.strerror or exc}') from exc
