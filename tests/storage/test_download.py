@@ -313,6 +313,14 @@ def test_same_dest_from_many_threads_is_never_torn(http_server: Server, tmp_path
     _no_partials(tmp_path)
 
 
+@pytest.mark.parametrize('source', [None, '', 42])
+def test_missing_sources_are_download_errors(source: object, tmp_path: Path) -> None:
+    with _fast() as downloader:
+        future = downloader.submit(source, tmp_path / 'x')  # type: ignore[arg-type]
+        with pytest.raises(DownloadError, match='must be a non-empty URL or path'):
+            future.result()
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         Downloader(max_workers=0)

@@ -272,6 +272,10 @@ class Downloader:
 
     def download(self, source: str | os.PathLike[str], dest: Path) -> Path:
         """Download ``source`` to ``dest`` in this thread (same retries as :meth:`submit`)."""
+        if not isinstance(source, str | os.PathLike) or not os.fspath(source):
+            raise DownloadError(repr(source), 'the source must be a non-empty URL or path')
+        if self._client.is_closed:
+            raise StorageError('Downloader is closed')
         raw = os.fspath(source)
         dest = Path(dest)
         attempt = 0
@@ -305,7 +309,12 @@ class Downloader:
                     ) from None
 
     def close(self, cancel: bool = False) -> None:
-        """Wait for queued downloads (or, with ``cancel``, drop queued ones), free the pool."""
+        """Wait for queued downloads and free the pool; idempotent.
+
+        With ``cancel`` (what leaving the ``with`` block on an exception does), queued
+        downloads are cancelled (their futures raise ``CancelledError``) and running ones stop
+        at their next retry wait with a DownloadError.
+        """
         with self._close_lock:
             if self._closed:
                 return
