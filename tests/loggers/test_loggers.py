@@ -69,3 +69,11 @@ def test_null_logger_remembers_state_only():
     logger.set_progress(1, 2, 'a')
     logger.log_message('ignored')
     assert logger.progress == {'a': (1, 2)}
+
+
+def test_metrics_are_throttled_and_the_last_is_kept():
+    logger = MemoryLogger(min_interval=60)
+    for i in range(1, 1001):
+        logger.set_metrics({'success': i}, 'data_file')
+    logger.finish()
+    assert [r['value']['success'] for r in logger.of_type('metrics')] == [1, 1000]

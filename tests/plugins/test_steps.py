@@ -206,3 +206,16 @@ def test_step_result_defaults_match_spec():
     assert result.success is True and result.skipped is False
     assert result.data == {} and result.rollback_data == {} and result.error is None
     assert result.timestamp is not None
+
+
+def test_interrupt_rolls_back_then_propagates():
+    journal: list[str] = []
+
+    class Interrupted(Step):
+        def execute(self, context):
+            raise KeyboardInterrupt
+
+    registry, ctx = make(Step('a', journal=journal), Interrupted('b', journal=journal))
+    with pytest.raises(KeyboardInterrupt):
+        Orchestrator(registry, ctx).run()
+    assert journal == ['run:a', 'rollback:b', 'rollback:a']

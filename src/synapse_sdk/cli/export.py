@@ -62,8 +62,7 @@ def export(
 ) -> None:
     """Export with a built-in format; the same as `synapse plugin run --plugin FORMAT export`.
 
-    Example: synapse export coco --target task --project 1 --storage 1 --path exports
-    --name demo --split train=0.8,val=0.2
+    Example: synapse export coco --project 1 --name demo --split train=0.8,val=0.2
     """
     from synapse_sdk.plugins.discovery import builtin_codes
 

@@ -40,7 +40,9 @@ def run_plugin_action(
         action_cls.validate_params(params)  # bad params: exit 2 before any client is built
         logger = make_logger(log_file, quiet)
         try:
-            ctx = RuntimeContext(logger=logger, client=default_client_factory()(), env=env_snapshot())
+            ctx = RuntimeContext(
+                logger=logger, client=default_client_factory()(), env=env_snapshot()
+            )
             return action_cls.dispatch(params, ctx)
         finally:
             logger.finish()
@@ -68,9 +70,11 @@ def run(
 ) -> None:
     """Run a plugin action; progress goes to stderr, the result as JSON to stdout.
 
-    The backend is SYNAPSE_HOST (with SYNAPSE_ACCESS_TOKEN) when set, else the embedded store
-    in SYNAPSE_HOME (default ~/.synapse; `synapse demo` fills it). Exit codes: 0 done,
-    1 the run failed, 2 bad params or plugin config.
+    Backend: SYNAPSE_HOST (+ SYNAPSE_ACCESS_TOKEN) when set, else the embedded store.
+
+    The embedded store lives in SYNAPSE_HOME (default ~/.synapse); `synapse demo` fills it.
+
+    Exit codes: 0 done, 1 the run failed, 2 bad params or plugin config.
     """
     if mode not in MODES:
         fail(f'--mode {mode!r} is not supported; choose one of: {", ".join(MODES)}', EXIT_USAGE)

@@ -26,6 +26,8 @@ class BaseLogger:
         self._pending: dict[str | None, tuple[float, float | None]] = {}
         self._last_current: dict[str | None, float] = {}
         self.progress: dict[str | None, tuple[float, float | None]] = {}
+        self._last_metrics: dict[tuple[str, str], float] = {}
+        self._pending_metrics: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- public API ------------------------------------------------------------------------
     def set_progress(self, current: float, total: float | None, category: str | None = None):
@@ -44,8 +46,19 @@ class BaseLogger:
             self._pending[category] = (current, total)
 
     def set_metrics(self, value: dict[str, Any], category: str) -> None:
-        """Report a metrics record (e.g. ``{'stand_by': 3, 'success': 5, 'failed': 0}``)."""
-        self._emit_metrics(category, dict(value))
+        """Report a metrics record (e.g. ``{'stand_by': 3, 'success': 5, 'failed': 0}``).
+
+        Throttled per category like progress; the latest record is emitted by ``finish()``.
+        """
+        now = time.monotonic()
+        key = ('metrics', category)
+        last = self._last_metrics.get(key)
+        if last is None or now - last >= self.min_interval:
+            self._last_metrics[key] = now
+            self._pending_metrics.pop(key, None)
+            self._emit_metrics(category, dict(value))
+        else:
+            self._pending_metrics[key] = dict(value)
 
     def log_message(self, message: str, level: str = 'info') -> None:
         """A human-readable line."""
@@ -56,10 +69,13 @@ class BaseLogger:
         self._emit_event(event, data)
 
     def flush_progress(self) -> None:
-        """Emit throttled updates still pending."""
+        """Emit throttled progress and metrics still pending."""
         for category, (current, total) in list(self._pending.items()):
             self._emit_progress(category, current, total)
         self._pending.clear()
+        for (_, category), value in list(self._pending_metrics.items()):
+            self._emit_metrics(category, value)
+        self._pending_metrics.clear()
 
     def finish(self) -> None:
         """Flush and release resources. Safe to call twice."""

@@ -108,8 +108,13 @@ def test_handler_factory_and_custom_targets():
 @pytest.mark.parametrize(
     ('files', 'expected'),
     [
-        ({'image_1': {'url': 'a', 'is_primary': False}, 'image_2': {'url': 'b', 'is_primary': True}},
-         'b'),
+        (
+            {
+                'image_1': {'url': 'a', 'is_primary': False},
+                'image_2': {'url': 'b', 'is_primary': True},
+            },
+            'b',
+        ),
         ({'image_2': {'url': 'b'}, 'image_1': {'url': 'a'}}, 'a'),
         ({}, None),
     ],

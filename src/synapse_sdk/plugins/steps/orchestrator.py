@@ -16,7 +16,8 @@ class Orchestrator(Generic[C]):
     """Executes a registry's steps against one context.
 
     - ``current_step`` names the running step; each result is appended to ``step_results``.
-    - An exception in ``execute()`` becomes a failed result. On failure every executed step,
+    - An exception in ``execute()`` becomes a failed result (``KeyboardInterrupt`` and other
+      ``BaseException`` also roll back, then propagate unchanged). On failure every executed step,
       the failing one included, is rolled back in reverse order. A rollback that raises is
       recorded in ``context.errors`` and never hides the original failure, which is raised as
       :class:`StepError` naming the step, with the original exception as its cause.
@@ -69,7 +70,7 @@ class Orchestrator(Generic[C]):
                         raise TypeError(
                             f'execute() must return a StepResult, got {type(result).__name__}'
                         )
-            except Exception as exc:
+            except BaseException as exc:  # KeyboardInterrupt too: roll back, then re-raise it
                 failure = exc
                 result = StepResult(success=False, error=f'{type(exc).__name__}: {exc}')
             finally:
@@ -79,6 +80,8 @@ class Orchestrator(Generic[C]):
             if not result.success:
                 self._rollback(executed)
                 ctx.current_step = None
+                if failure is not None and not isinstance(failure, Exception):
+                    raise failure
                 message = result.error or 'step reported failure'
                 raise StepError(step.name, message) from failure
             base += share

@@ -27,9 +27,7 @@ def scaffold(name: str, category: str, directory: Path) -> Path:
     source = TEMPLATES / category
     if not source.is_dir():
         available = ', '.join(sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir()))
-        raise ParamsError(
-            'No template', [('category', f'templates exist for: {available}')]
-        )
+        raise ParamsError('No template', [('category', f'templates exist for: {available}')])
     target = Path(directory) / name
     if target.exists():
         raise ParamsError('Plugin folder exists', [('name', f'{target} already exists')])

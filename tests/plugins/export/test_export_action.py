@@ -1,0 +1,208 @@
+"""ExportAction end to end on the embedded backend: locally and over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from synapse_sdk.errors import ExportError, ParamsError, StepError
+from synapse_sdk.loggers import MemoryLogger
+from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
+from synapse_sdk.plugins.context import RuntimeContext
+from synapse_sdk.server.store import Store
+
+
+class JsonExporter(BaseExporter):
+    """Like the spec's MyExporter: a converted document per item, plus a metadata file."""
+
+    def convert_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            'id': data.get('id'),
+            'filename': data.get('files', {}).get('file_name_original'),
+            'annotations': data.get('data', {}).get('annotations', []),
+        }
+
+    def additional_file_saving(self, unique_export_path: Path) -> None:
+        meta = {'export_name': self.params.get('name'), 'total_items': self.params.get('count')}
+        (unique_export_path / 'metadata.json').write_bytes(orjson.dumps(meta))
+
+
+class JsonExportAction(ExportAction):
+    action_name = 'json_export'
+
+    @property
+    def entrypoint(self) -> type[BaseExporter]:
+        return JsonExporter
+
+
+def storage_root(client: Any) -> Path:
+    return Path(client.get_storage(1)['configuration']['location'])
+
+
+def run(client: Any, action: type[ExportAction] = JsonExportAction, **params: Any) -> Any:
+    base = {'name': 'out', 'storage': 1, 'path': 'exports', 'target': 'task'}
+    base['filter'] = {'project': 1}
+    return action.dispatch({**base, **params}, RuntimeContext(MemoryLogger(), client))
+
+
+def item_ids(out: Path) -> list[int]:
+    return sorted(orjson.loads(p.read_bytes())['id'] for p in (out / 'json').glob('*.json'))
+
+
+def records(client: Any, target: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    if target == 'task':
+        return list(client.get_tasks(filters)[0])
+    if target == 'assignment':
+        return list(client.get_assignments(filters)[0])
+    return list(client.list_ground_truth_events(params=filters, list_all=True))
+
+
+@pytest.mark.parametrize(
+    ('target', 'filters'),
+    [
+        ('task', {'project': 1}),
+        ('task', {'project': 1, 'status': 'completed'}),
+        ('assignment', {'project': 1}),
+        ('ground_truth', {'ground_truth_dataset_version': 1}),
+    ],
+)
+def test_each_target_exports_every_selected_record_once(local_client, target, filters):
+    expected = records(local_client, target, filters)
+    result = run(local_client, target=target, filter=filters, save_original_file=False)
+    out = Path(result['output_path'])
+    assert out == storage_root(local_client) / 'exports' / 'out'
+    assert result['exported_count'] == len(expected) > 0
+    assert item_ids(out) == sorted(r['id'] for r in expected)
+    assert orjson.loads((out / 'metadata.json').read_bytes())['total_items'] == len(expected)
+    assert orjson.loads((out / 'error_file_list.json').read_bytes()) == []
+    report = orjson.loads((out / 'export_report.json').read_bytes())
+    assert report['items'] == {'total': len(expected), 'exported': len(expected), 'failed': 0}
+    hidden = [p.name for p in out.parent.iterdir() if p.name.startswith('.')]
+    assert hidden == []
+
+
+def test_over_http_originals_match_byte_for_byte(http_client, synapse_home):
+    result = run(http_client)
+    out = Path(result['output_path'])
+    tasks = records(http_client, 'task', {'project': 1})
+    originals = sorted((out / 'origin_files').iterdir())
+    assert len(originals) == len(tasks) == result['exported_count']
+    assert result['original_file_metrics'] == {
+        'stand_by': 0,
+        'success': len(tasks),
+        'failed': 0,
+    }
+    media = {
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (Path(synapse_home) / 'media').rglob('*')
+        if p.is_file()
+    }
+    assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in originals} <= media
+    # duplicate file names were kept apart, not overwritten
+    stems = [p.stem for p in (out / 'json').iterdir()]
+    assert len(set(stems)) == len(tasks)
+
+
+def test_name_collisions_get_numbered(local_client):
+    first = run(local_client, save_original_file=False)['output_path']
+    second = run(local_client, save_original_file=False)['output_path']
+    assert Path(second).name == 'out(1)' and Path(first).name == 'out'
+
+
+def test_broken_record_is_reported_and_the_rest_exported(local_client, synapse_home):
+    store = Store(synapse_home)
+    with store.transaction() as conn:
+        unit = store.add_data_unit(1, 'ghost.jpg', 10, 10, {}, conn)  # a unit with no file
+        broken = store.insert(
+            'tasks', {'project': 1, 'data_unit': unit, 'status': 'completed', 'data': {}}, conn
+        )
+    store.close()
+
+    class Picky(JsonExporter):
+        def convert_data(self, data):
+            if not data.get('files'):
+                raise ValueError('record has no data unit')
+            return super().convert_data(data)
+
+    class PickyAction(JsonExportAction):
+        @property
+        def entrypoint(self):
+            return Picky
+
+    total = len(records(local_client, 'task', {'project': 1}))
+    result = run(local_client, PickyAction, save_original_file=False)
+    out = Path(result['output_path'])
+    errors = orjson.loads((out / 'error_file_list.json').read_bytes())
+    assert [(e['id'], e['kind']) for e in errors] == [(broken, 'data_file')]
+    assert 'no data unit' in errors[0]['reason']
+    assert result['exported_count'] == total - 1 and result['failed_count'] == 1
+    assert broken not in item_ids(out)
+
+    with pytest.raises(StepError) as info:
+        run(local_client, PickyAction, name='strict', extra_params={'on_error': 'fail'})
+    assert 'no data unit' in str(info.value.__cause__)
+    assert not (storage_root(local_client) / 'exports' / 'strict').exists()
+
+
+def test_crash_mid_save_leaves_nothing_at_the_final_path(local_client):
+    class Crashing(JsonExporter):
+        def save_as_json(self, result, base_path, error_file_list):
+            if self.current and self.current.id == 3:
+                raise KeyboardInterrupt  # not an item error: the run dies here
+            return super().save_as_json(result, base_path, error_file_list)
+
+    class CrashingAction(JsonExportAction):
+        @property
+        def entrypoint(self):
+            return Crashing
+
+    exports = storage_root(local_client) / 'exports'
+    with pytest.raises(KeyboardInterrupt):
+        run(local_client, CrashingAction)
+    assert not (exports / 'out').exists()
+    assert [p.name for p in exports.iterdir()] == [] if exports.exists() else True
+
+
+def test_every_item_failing_fails_the_export_and_rolls_back(local_client):
+    class Hopeless(JsonExporter):
+        def convert_data(self, data):
+            raise ValueError('nope')
+
+    class HopelessAction(JsonExportAction):
+        @property
+        def entrypoint(self):
+            return Hopeless
+
+    with pytest.raises(StepError) as info:
+        run(local_client, HopelessAction)
+    assert isinstance(info.value.__cause__, ExportError)
+    exports = storage_root(local_client) / 'exports'
+    assert not exports.exists() or list(exports.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ('params', 'field'),
+    [
+        ({'name': '../../x'}, 'name'),
+        ({'path': '../..'}, 'path'),
+        ({'storage': 999}, 'storage'),
+        ({'filter': {}}, 'filter.project'),
+        ({'filter': {'project': 1, 'colour': 'red'}}, 'filter'),
+        (
+            {'target': 'ground_truth', 'filter': {'project': 1}},
+            'filter.ground_truth_dataset_version',
+        ),
+    ],
+)
+def test_bad_params_are_refused_before_any_directory_is_made(local_client, params, field):
+    root = storage_root(local_client)
+    before = sorted(p.relative_to(root) for p in root.rglob('*')) if root.exists() else []
+    with pytest.raises(ParamsError) as info:
+        run(local_client, **params)
+    assert field in [f for f, _ in info.value.errors]
+    after = sorted(p.relative_to(root) for p in root.rglob('*')) if root.exists() else []
+    assert after == before
