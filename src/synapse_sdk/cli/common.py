@@ -47,7 +47,9 @@ def read_params(value: str) -> dict[str, Any]:
 def print_result(result: Any) -> None:
     """The result as JSON on stdout (the only thing a command writes there)."""
     sys.stdout.write(
-        orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str).decode()
+        orjson.dumps(
+            result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str
+        ).decode()
         + '\n'
     )
     sys.stdout.flush()
@@ -105,7 +107,9 @@ def reported_errors() -> Iterator[None]:
         cause = exc.__cause__
         if isinstance(cause, ParamsError | PluginError):
             fail(str(cause), EXIT_USAGE)
-        detail = f' ({type(cause).__name__}: {cause})' if cause and str(cause) not in str(exc) else ''
+        detail = (
+            f' ({type(cause).__name__}: {cause})' if cause and str(cause) not in str(exc) else ''
+        )
         fail(f'{exc}{detail}')
     except SynapseError as exc:
         fail(str(exc))
