@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from synapse_sdk.clients.base import ClientBase, Page
 from synapse_sdk.errors import AuthError, BackendError, FilterError, NotFoundError
@@ -164,8 +165,8 @@ class BackendClient(ClientBase):
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         status = response.status_code
         try:
-            body = response.json() if response.content else None
-        except ValueError:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
             body = None
         if status < 400:
             if body is None and response.content:

@@ -25,6 +25,7 @@ import orjson
 
 from synapse_sdk.errors import NotFoundError
 from synapse_sdk.server.filters import Query, format_time, parse_query
+from synapse_sdk.server.schema import FROM_COUNT, SCHEMA, SELECT
 
 if TYPE_CHECKING:
     from synapse_sdk.formats.dataset import ImportedDataset
@@ -32,60 +33,6 @@ if TYPE_CHECKING:
 __all__ = ['Store', 'UrlFor', 'default_home']
 
 UrlFor = Callable[[str], str]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS projects (
-  id INTEGER PRIMARY KEY, title TEXT NOT NULL, configuration TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS data_units (
-  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
-  width INTEGER, height INTEGER, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-  id INTEGER PRIMARY KEY, data_unit INTEGER NOT NULL REFERENCES data_units(id), key TEXT NOT NULL,
-  path TEXT, file_name_original TEXT NOT NULL, is_primary INTEGER NOT NULL, size INTEGER,
-  checksum TEXT, UNIQUE (data_unit, key));
-CREATE TABLE IF NOT EXISTS tasks (
-  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id),
-  data_unit INTEGER NOT NULL REFERENCES data_units(id), status TEXT NOT NULL,
-  tags TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project, id);
-CREATE TABLE IF NOT EXISTS assignments (
-  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id),
-  task INTEGER NOT NULL REFERENCES tasks(id), user INTEGER, status TEXT NOT NULL,
-  tags TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS assignments_project ON assignments (project, id);
-CREATE INDEX IF NOT EXISTS assignments_task ON assignments (task);
-CREATE TABLE IF NOT EXISTS ground_truth_datasets (
-  id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
-  created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ground_truth_dataset_versions (
-  id INTEGER PRIMARY KEY, dataset INTEGER NOT NULL REFERENCES ground_truth_datasets(id),
-  name TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ground_truth_events (
-  pgh_id INTEGER PRIMARY KEY, id INTEGER NOT NULL,
-  version INTEGER NOT NULL REFERENCES ground_truth_dataset_versions(id), category TEXT,
-  data_unit INTEGER NOT NULL REFERENCES data_units(id), created TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS gt_events_version ON ground_truth_events (version, pgh_id);
-CREATE TABLE IF NOT EXISTS storages (
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, provider TEXT NOT NULL, configuration TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, data TEXT NOT NULL, updated TEXT);
-CREATE TABLE IF NOT EXISTS job_logs (
-  id INTEGER PRIMARY KEY, job INTEGER, created TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs (job, id);
-"""
-
-# Columns each list target selects; ``t`` is the task (assignments join their task).
-_SELECT = {
-    'assignment': 'SELECT r.id, r.project, r.task, r.user, r.status, r.tags, r.created, '
-    't.data_unit, r.data FROM assignments r JOIN tasks t ON t.id = r.task',
-    'task': 'SELECT r.id, r.project, r.status, r.tags, r.created, r.data_unit, r.data FROM tasks r',
-    'ground_truth_event': 'SELECT r.id, r.pgh_id, r.version AS ground_truth_dataset_version, '
-    'r.category, r.created, r.data_unit, r.data FROM ground_truth_events r',
-}
-_FROM_COUNT = {
-    'assignment': 'FROM assignments r JOIN tasks t ON t.id = r.task',
-    'task': 'FROM tasks r',
-    'ground_truth_event': 'FROM ground_truth_events r',
-}
 
 
 def default_home() -> Path:
@@ -117,7 +64,7 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.conn.executescript(_SCHEMA)
+        self.conn.executescript(SCHEMA)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -168,7 +115,7 @@ class Store:
     def count(self, query: Query) -> int:
         """How many records match ``query``'s filters (paging ignored)."""
         where = ' AND '.join(query.where) or '1'
-        sql = f'SELECT COUNT(*) {_FROM_COUNT[query.target.name]} WHERE {where}'
+        sql = f'SELECT COUNT(*) {FROM_COUNT[query.target.name]} WHERE {where}'
         return int(self.conn.execute(sql, query.args).fetchone()[0])
 
     def page(
@@ -188,7 +135,7 @@ class Store:
             where.append(f'{key} {"<" if query.descending else ">"} ?')
             args.append(after)
         sql = (
-            f'{_SELECT[query.target.name]} WHERE {" AND ".join(where) or "1"} '
+            f'{SELECT[query.target.name]} WHERE {" AND ".join(where) or "1"} '
             f'ORDER BY {key} {"DESC" if query.descending else "ASC"} LIMIT ?'
         )
         rows = self.conn.execute(sql, [*args, query.page_size + 1]).fetchall()
