@@ -206,3 +206,28 @@ def test_bad_params_are_refused_before_any_directory_is_made(local_client, param
     assert field in [f for f, _ in info.value.errors]
     after = sorted(p.relative_to(root) for p in root.rglob('*')) if root.exists() else []
     assert after == before
+
+
+def test_failed_download_is_reported_and_the_export_goes_on(local_client, synapse_home):
+    store = Store(synapse_home)
+    with store.transaction() as conn:
+        files = {'image_1': {'path': '999/lost.jpg', 'file_name_original': 'lost.jpg'}}
+        unit = store.add_data_unit(1, 'lost.jpg', 10, 10, files, conn)
+        lost = store.insert(
+            'tasks', {'project': 1, 'data_unit': unit, 'status': 'completed', 'data': {}}, conn
+        )
+    store.close()
+    total = len(records(local_client, 'task', {'project': 1}))
+    result = run(local_client)
+    out = Path(result['output_path'])
+    assert result['exported_count'] == total and result['failed_count'] == 0
+    assert result['original_file_metrics'] == {'stand_by': 0, 'success': total - 1, 'failed': 1}
+    errors = orjson.loads((out / 'error_file_list.json').read_bytes())
+    assert [(e['id'], e['kind'], e['file']) for e in errors] == [
+        (lost, 'original_file', 'lost.jpg')
+    ]
+    assert (
+        errors[0]['reason'].startswith('download of file:')
+        and 'No such file' in errors[0]['reason']
+    )
+    assert len(list((out / 'origin_files').iterdir())) == total - 1

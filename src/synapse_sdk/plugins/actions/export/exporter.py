@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from synapse_sdk.formats.report import ExportReport
 from synapse_sdk.plugins.actions.export.models import ExportStatus, MetricsRecord
 from synapse_sdk.plugins.actions.export.run import ExporterRunAdapter
 from synapse_sdk.plugins.context import RuntimeContext
-from synapse_sdk.storage import Downloader, sanitize_url
+from synapse_sdk.storage import Downloader, DownloadError, sanitize_url
 
 DATASET_CONVERSION = 'dataset_conversion'
 
@@ -191,7 +191,11 @@ class BaseExporter:
 
         def done(fut: Future[Path], item: ItemState = item) -> None:
             self._in_flight.release()
-            exc = fut.exception()
+            exc: BaseException | None
+            try:
+                exc = fut.exception()
+            except CancelledError:
+                exc = CancelledError('download cancelled')
             with self._lock:
                 self._original_metrics.stand_by -= 1
                 if exc is None:
@@ -201,7 +205,8 @@ class BaseExporter:
             if exc is None:
                 self.run.export_log_original_file(item.id, item.file_name, ExportStatus.SUCCESS)
             else:
-                reason = f'download of {sanitize_url(url)} failed: {exc}'
+                detail = exc.reason if isinstance(exc, DownloadError) else exc
+                reason = f'download of {sanitize_url(url)} failed: {detail}'
                 self._record_error(errors, item, reason)
                 self.run.export_log_original_file(
                     item.id, item.file_name, ExportStatus.FAILED, reason
