@@ -147,13 +147,6 @@ def _exporter(fmt: str) -> type[FormatExporter]:
     return type(f'{fmt.capitalize()}Exporter', (FormatExporter,), {'format_name': fmt})
 
 
-CocoExporter = _exporter('coco')
-YoloExporter = _exporter('yolo')
-VocExporter = _exporter('voc')
-CsvExporter = _exporter('csv')
-DmExporter = _exporter('dm')
-
-
 class _FormatExportAction(ExportAction):
     exporter: ClassVar[type[FormatExporter]]
 
@@ -162,26 +155,21 @@ class _FormatExportAction(ExportAction):
         return self.exporter
 
 
-class CocoExportAction(_FormatExportAction):
-    action_name = 'export'
-    exporter = CocoExporter
+def _action(exporter: type[FormatExporter]) -> type[ExportAction]:
+    """The export action of a built-in format (what config.yaml's entrypoint names)."""
+    name = exporter.__name__.replace('Exporter', 'ExportAction')
+    attrs = {'action_name': 'export', 'exporter': exporter, '__module__': __name__}
+    return type(name, (_FormatExportAction,), attrs)
 
 
-class YoloExportAction(_FormatExportAction):
-    action_name = 'export'
-    exporter = YoloExporter
+CocoExporter = _exporter('coco')
+YoloExporter = _exporter('yolo')
+VocExporter = _exporter('voc')
+CsvExporter = _exporter('csv')
+DmExporter = _exporter('dm')
 
-
-class VocExportAction(_FormatExportAction):
-    action_name = 'export'
-    exporter = VocExporter
-
-
-class CsvExportAction(_FormatExportAction):
-    action_name = 'export'
-    exporter = CsvExporter
-
-
-class DmExportAction(_FormatExportAction):
-    action_name = 'export'
-    exporter = DmExporter
+CocoExportAction = _action(CocoExporter)
+YoloExportAction = _action(YoloExporter)
+VocExportAction = _action(VocExporter)
+CsvExportAction = _action(CsvExporter)
+DmExportAction = _action(DmExporter)
