@@ -178,7 +178,7 @@ def test_descending_order(client: ClientBase, everything: Any) -> None:
     ('call', 'filters', 'message'),
     [
         ('get_assignments', {'project': 1, 'projct': 2}, 'Unknown assignment filter'),
-        ('get_assignments', {'status': 'submitted'}, 'Missing required assignment filter'),
+        ('get_tasks', {'status': 'completed'}, 'Missing required task filter'),
         ('get_tasks', {'project': 1, 'assignee': 3}, 'Unknown task filter'),
         ('get_tasks', {}, 'Missing required task filter'),
         ('get_ground_truth_events', {'project': 1}, 'Unknown ground_truth_event filter'),
@@ -217,11 +217,15 @@ def test_malformed_values_fail(client: ClientBase, filters: Any) -> None:
 
 def test_errors_are_identical_across_clients(synapse_home: Path, live_server: str) -> None:
     local, http = LocalClient(synapse_home), BackendClient(live_server)
-    for filters in ({'projct': 1}, {}, {'project': 'x'}):
+    for call, filters in (
+        ('get_assignments', {'projct': 1}),
+        ('get_tasks', {}),
+        ('get_assignments', {'project': 'x'}),
+    ):
         errors = []
         for c in (local, http):
             with pytest.raises(FilterError) as info:
-                c.get_assignments(filters)
+                getattr(c, call)(filters)
             errors.append((str(info.value), info.value.supported))
         assert errors[0] == errors[1]
 

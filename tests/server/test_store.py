@@ -37,7 +37,8 @@ def ids(store: Store, target: str, params: dict[str, Any]) -> list[int]:
     [
         ('assignment', {'project': 1}, None),
         ('assignment', {'project': 1, 'Project': 1}, 'Unknown'),
-        ('assignment', {}, 'Missing required'),
+        ('assignment', {}, None),
+        ('task', {}, 'Missing required'),
         ('assignment', {'project': True}, 'expects an integer'),
         ('assignment', {'project': 1, 'ids': ''}, 'empty'),
         ('assignment', {'project': 1, 'page_size': 0}, 'page_size'),

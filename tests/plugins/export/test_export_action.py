@@ -191,6 +191,7 @@ def test_every_item_failing_fails_the_export_and_rolls_back(local_client):
         ({'path': '../..'}, 'path'),
         ({'storage': 999}, 'storage'),
         ({'filter': {}}, 'filter.project'),
+        ({'target': 'assignment', 'filter': {'status': 'approved'}}, 'filter.project'),
         ({'filter': {'project': 1, 'colour': 'red'}}, 'filter'),
         (
             {'target': 'ground_truth', 'filter': {'project': 1}},
