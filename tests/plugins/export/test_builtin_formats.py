@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
+from synapse_sdk.errors import ParamsError
 from synapse_sdk.formats import read_dataset
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.context import RuntimeContext
@@ -107,3 +108,22 @@ def test_over_http_originals_land_in_format_layout(http_client):
     tasks = list(http_client.get_tasks({'project': 1})[0])
     assert len(list((out / 'JPEGImages').iterdir())) == len(tasks)
     assert len(list((out / 'Annotations').glob('*.xml'))) == len(tasks)
+
+
+@pytest.mark.parametrize(
+    ('fmt', 'extra', 'field'),
+    [
+        ('coco', {'category_id_start': -1}, 'extra_params.category_id_start'),
+        ('yolo', {'task': 'bogus'}, 'extra_params.task'),
+        ('yolo', {'split': 'train=0'}, 'extra_params.split'),
+        ('dm', {'dm_version': 3}, 'extra_params.dm_version'),
+        ('csv', {'seed': 'x'}, 'extra_params.seed'),
+    ],
+)
+def test_bad_format_options_are_refused_before_anything_is_created(local_client, fmt, extra, field):
+    root = Path(local_client.get_storage(1)['configuration']['location'])
+    before = sorted(root.rglob('*'))
+    with pytest.raises(ParamsError) as info:
+        export(local_client, fmt, extra_params=extra)
+    assert field in [f for f, _ in info.value.errors]
+    assert sorted(root.rglob('*')) == before

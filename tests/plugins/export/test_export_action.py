@@ -192,6 +192,8 @@ def test_every_item_failing_fails_the_export_and_rolls_back(local_client):
         ({'storage': 999}, 'storage'),
         ({'filter': {}}, 'filter.project'),
         ({'target': 'assignment', 'filter': {'status': 'approved'}}, 'filter.project'),
+        ({'filter': {'project': 99}}, 'filter.project'),
+        ({'target': 'ground_truth', 'filter': {'ground_truth_dataset_version': 77}}, 'filter'),
         ({'filter': {'project': 1, 'colour': 'red'}}, 'filter'),
         (
             {'target': 'ground_truth', 'filter': {'project': 1}},

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from synapse_sdk.errors import ExportError, ItemExportError
+from synapse_sdk.errors import ExportError, ItemExportError, ParamsError
 from synapse_sdk.formats import get_writer
 from synapse_sdk.formats.base import FormatItem, FormatWriter
 from synapse_sdk.formats.classmap import ClassMap
@@ -33,16 +33,27 @@ class FormatExporter(BaseExporter):
         self.writer: FormatWriter | None = None
         self._seed = 0
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any], project: dict[str, Any] | None) -> None:
+        """The project must have a class list; the format's options must be valid."""
+        if not (project or {}).get('configuration', {}).get('classes'):
+            raise ParamsError(
+                f'{cls.format_name} export needs the project class list',
+                [('filter', 'must name a project (or ground-truth version) with classes')],
+            )
+        options = dict(params.get('extra_params') or {})
+        get_writer(cls.format_name).validate_options(options)
+        seed = options.get('seed', 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ParamsError('Invalid extra_params', [('extra_params.seed', 'must be an integer')])
+
     def setup_output_directories(
         self, unique_export_path: Path, save_original_file_flag: bool
     ) -> dict[str, Path]:
         project = self.params.get('project') or {}
         configuration = project.get('configuration') if isinstance(project, dict) else None
         if not configuration:
-            raise ExportError(
-                f'{self.format_name}: the project configuration (class list) is needed; '
-                'the filter must name a project (or a ground-truth version) that has one'
-            )
+            raise ExportError(f'{self.format_name}: the project configuration is missing')
         options = dict(self.params.get('extra_params') or {})
         self._seed = int(options.get('seed', 0))
         writer_cls = get_writer(self.format_name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from synapse_sdk.errors import BackendError, ExportError, NotFoundError, ParamsError, StepError
+from synapse_sdk.errors import ExportError, NotFoundError, ParamsError, StepError
 from synapse_sdk.plugins.actions.export.action import BaseExportAction
 from synapse_sdk.plugins.actions.export.context import ExportContext
 from synapse_sdk.plugins.actions.export.exporter import BaseExporter
@@ -46,10 +46,16 @@ def _state(context: ExportContext) -> ExportState:
 
 
 class InitializeStep(BaseStep[ExportContext]):
-    """Validate storage, target and filter; create the staging directory."""
+    """Check storage, target, filter, project and exporter options; create the staging dir.
+
+    Everything that can be wrong with the params is found here, before anything is created.
+    """
 
     name = 'initialize'
     progress_weight = 0.05
+
+    def __init__(self, entrypoint: type[BaseExporter]) -> None:
+        self.entrypoint = entrypoint
 
     def execute(self, context: ExportContext) -> StepResult:
         state = _state(context)
@@ -64,14 +70,27 @@ class InitializeStep(BaseStep[ExportContext]):
         state.location = open_storage(storage)
         state.handler = TargetHandlerFactory.get_handler(params['target'])
         state.filters = state.handler.validate_filter(dict(params.get('filter') or {}), client)
-        project_id = state.handler.project_id(client, state.filters)
-        if project_id is not None:
-            try:
-                state.project = client.get_project(project_id)
-            except BackendError:
-                state.project = None
+        state.project = self._project(client, state.handler, state.filters)
+        self.entrypoint.check_params(params, state.project)
         state.staging = state.location.staging_dir(params.get('path') or '', params['name'])
         return StepResult(rollback_data={'staging': str(state.staging)})
+
+    @staticmethod
+    def _project(
+        client: Any, handler: ExportTargetHandler, filters: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        try:
+            project_id = handler.project_id(client, filters)
+        except NotFoundError as exc:
+            raise ParamsError('Invalid filter', [('filter', str(exc))]) from exc
+        if project_id is None:
+            return None
+        try:
+            return dict(client.get_project(project_id))
+        except NotFoundError as exc:
+            raise ParamsError(
+                'Invalid filter', [('filter.project', f'no project with id {project_id}')]
+            ) from exc
 
     def rollback(self, context: ExportContext, result: StepResult) -> None:
         state = _state(context)
@@ -170,7 +189,7 @@ class ExportAction(BaseExportAction[ExportParams]):
         entrypoint = self.entrypoint
         if not (isinstance(entrypoint, type) and issubclass(entrypoint, BaseExporter)):
             raise ExportError(f'{type(self).__name__}.entrypoint must be a BaseExporter subclass')
-        registry.register(InitializeStep())
+        registry.register(InitializeStep(entrypoint))
         registry.register(FetchResultsStep())
         registry.register(PrepareStep(entrypoint))
         registry.register(ConvertAndSaveStep())

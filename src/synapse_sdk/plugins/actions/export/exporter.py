@@ -91,6 +91,14 @@ class BaseExporter:
         self._output_paths: dict[str, Path] = {}
 
     # -- template methods (override these) -----------------------------------------------
+    @classmethod
+    def check_params(cls, params: dict[str, Any], project: dict[str, Any] | None) -> None:
+        """Refuse bad params (``extra_params`` options most often) with ``ParamsError``.
+
+        Called before anything is created or fetched; ``project`` is the project record the
+        filter names, when there is one.
+        """
+
     def before_convert(self, data: Any) -> Any:
         """Pre-process an export item before :meth:`convert_data`."""
         return data

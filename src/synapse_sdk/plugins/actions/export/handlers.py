@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable
 from typing import Any, ClassVar
 
-from synapse_sdk.errors import FilterError, ParamsError
+from synapse_sdk.errors import FilterError, NotFoundError, ParamsError
 
 ExportItem = dict[str, Any]
 
@@ -54,7 +54,7 @@ class ExportTargetHandler(ABC):
             )
         try:
             self.count(client, filters)  # the backend checks keys against its allow-list
-        except FilterError as exc:
+        except (FilterError, NotFoundError) as exc:
             raise ParamsError('Invalid filter', [('filter', str(exc))]) from exc
         return filters
 
