@@ -113,3 +113,15 @@ def test_scaffolded_plugin_runs_as_generated(synapse_home, tmp_path):
     assert test.returncode == 0, test.stdout + test.stderr
     again = synapse('plugin', 'create', 'street_export', '--dir', str(tmp_path), home=synapse_home)
     assert again.returncode == 2 and 'already exists' in again.stderr
+
+
+def test_export_shortcut_reports_to_a_job(synapse_home):
+    done = synapse('export', 'csv', '--project', '1', '--name', 'rows', '--job-id', '12', '-q',
+                   home=synapse_home)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from synapse_sdk.clients import LocalClient
+
+    job = LocalClient(synapse_home).get_job(12)
+    assert job['status'] == 'succeeded'
+    assert job['result']['output_path'] == orjson.loads(done.stdout)['output_path']
+    assert job['metrics']['data_file']['failed'] == 0

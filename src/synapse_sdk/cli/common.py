@@ -87,8 +87,8 @@ class TeeLogger(BaseLogger):
             logger.finish()
 
 
-def make_logger(log_file: Path | None, quiet: bool) -> BaseLogger:
-    loggers: list[BaseLogger] = []
+def make_logger(log_file: Path | None, quiet: bool, *extra: BaseLogger) -> BaseLogger:
+    loggers: list[BaseLogger] = list(extra)
     if not quiet:
         loggers.append(ConsoleLogger())
     if log_file is not None:

@@ -59,6 +59,9 @@ def export(
         Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
     ] = None,
     quiet: Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')] = False,
+    job_id: Annotated[
+        int | None, typer.Option('--job-id', help='Also report progress and logs to this job')
+    ] = None,
 ) -> None:
     """Export with a built-in format; the same as `synapse plugin run --plugin FORMAT export`.
 
@@ -85,4 +88,4 @@ def export(
         'filter': flt,
         'extra_params': extra,
     }
-    print_result(run_plugin_action(fmt, 'export', params, log_file, quiet))
+    print_result(run_plugin_action(fmt, 'export', params, log_file, quiet, job_id))

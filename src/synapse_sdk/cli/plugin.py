@@ -30,22 +30,40 @@ def run_plugin_action(
     params: dict[str, Any],
     log_file: Path | None = None,
     quiet: bool = False,
+    job_id: int | None = None,
 ) -> Any:
-    """Load the plugin, build the runtime context and dispatch the action (CLI errors)."""
+    """Load the plugin, build the runtime context and dispatch the action (CLI errors).
+
+    With ``job_id`` the run also reports to that platform job: progress and metrics on the
+    job, log rows in batches, and the result or error when it ends.
+    """
+    from synapse_sdk.loggers import BackendLogger
     from synapse_sdk.plugins.discovery import load_plugin
 
     with reported_errors():
         loaded = load_plugin(plugin)
         action_cls = loaded.get_action(action)
         action_cls.validate_params(params)  # bad params: exit 2 before any client is built
-        logger = make_logger(log_file, quiet)
+        client = default_client_factory()()
+        job = BackendLogger(client, job_id) if job_id is not None else None
+        logger = make_logger(log_file, quiet, *([job] if job else []))
+        ctx = RuntimeContext(
+            logger=logger,
+            client=client,
+            env=env_snapshot(),
+            job_id=str(job_id) if job_id is not None else None,
+        )
         try:
-            ctx = RuntimeContext(
-                logger=logger, client=default_client_factory()(), env=env_snapshot()
-            )
-            return action_cls.dispatch(params, ctx)
-        finally:
+            result = action_cls.dispatch(params, ctx)
+        except BaseException as exc:
             logger.finish()
+            if job is not None:
+                job.set_result('failed', error=f'{type(exc).__name__}: {exc}')
+            raise
+        logger.finish()
+        if job is not None:
+            job.set_result('succeeded', result=result)
+        return result
 
 
 @plugin_app.command('run')
@@ -67,6 +85,9 @@ def run(
         Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
     ] = None,
     quiet: Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')] = False,
+    job_id: Annotated[
+        int | None, typer.Option('--job-id', help='Also report progress and logs to this job')
+    ] = None,
 ) -> None:
     """Run a plugin action; progress goes to stderr, the result as JSON to stdout.
 
@@ -78,7 +99,7 @@ def run(
     """
     if mode not in MODES:
         fail(f'--mode {mode!r} is not supported; choose one of: {", ".join(MODES)}', EXIT_USAGE)
-    result = run_plugin_action(plugin, action, read_params(params), log_file, quiet)
+    result = run_plugin_action(plugin, action, read_params(params), log_file, quiet, job_id)
     print_result(result)
 
 
