@@ -99,9 +99,32 @@ def test_builtin_codes_resolve_without_a_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert builtin_codes() == ['coco', 'csv', 'dm', 'voc', 'yolo']
     plugin = load_plugin('yolo')
-    assert plugin.builtin and plugin.get_action('export').__name__ == 'YoloExportAction'
+    assert plugin.installed and plugin.get_action('export').__name__ == 'YoloExportAction'
 
 
 def test_missing_plugin_lists_builtins(tmp_path):
     with pytest.raises(PluginError, match='coco, csv, dm, voc, yolo'):
         load_plugin(tmp_path / 'nothing')
+
+
+def test_installed_plugins_register_through_entry_points(tmp_path, monkeypatch):
+    """A pip-installed plugin (a dist-info with entry points) is found by its code."""
+    package = tmp_path / 'site' / 'acme_export'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text('')
+    (package / 'config.yaml').write_text(
+        textwrap.dedent(GOOD)
+        .replace('my_export_plugin', 'acme')
+        .replace('plugin.export.MyExportAction', 'acme_export.action.MyExportAction')
+    )
+    (package / 'action.py').write_text(ACTION)
+    dist = tmp_path / 'site' / 'acme_export-1.0.dist-info'
+    dist.mkdir()
+    (dist / 'METADATA').write_text('Metadata-Version: 2.1\nName: acme-export\nVersion: 1.0\n')
+    (dist / 'entry_points.txt').write_text('[synapse_sdk.plugins]\nacme = acme_export\n')
+    monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    monkeypatch.chdir(tmp_path)
+    assert 'acme' in builtin_codes() and 'coco' in builtin_codes()
+    plugin = load_plugin('acme')
+    assert plugin.installed and plugin.root == package
+    assert plugin.get_action('export').action_name == 'my_export'

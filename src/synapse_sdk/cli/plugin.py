@@ -103,6 +103,28 @@ def run(
     print_result(result)
 
 
+@plugin_app.command('list')
+def list_plugins() -> None:
+    """List the plugins registered by code (built-in formats and installed packages)."""
+    from synapse_sdk.plugins.discovery import load_plugin, registered_plugins
+
+    rows = []
+    with reported_errors():
+        for code, root in sorted(registered_plugins().items()):
+            config = load_plugin(code).config
+            rows.append(
+                {
+                    'code': code,
+                    'name': config.name,
+                    'version': config.version,
+                    'category': str(config.category),
+                    'actions': sorted(config.actions),
+                    'path': str(root),
+                }
+            )
+    print_result(rows)
+
+
 @plugin_app.command('create')
 def create(
     name: Annotated[str, typer.Argument(help='Plugin name; also the folder created')],

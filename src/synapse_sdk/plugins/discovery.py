@@ -1,10 +1,18 @@
-"""Finding plugins (a folder with ``config.yaml``, or a built-in code) and their actions."""
+"""Finding plugins and their actions.
+
+A plugin is a folder holding ``config.yaml``. It is found by path, or by code through the
+``synapse_sdk.plugins`` entry-point group, where the built-in formats register too: the value
+names a package whose folder holds the config. Codes are listed, and configs read, without
+importing any plugin code; an action's entrypoint is imported only when it is run.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from synapse_sdk.errors import PluginError
@@ -14,9 +22,25 @@ from synapse_sdk.plugins.config import PluginConfig, load_config
 BUILTIN_ROOT = Path(__file__).parent / 'builtin'
 
 
+ENTRY_POINT_GROUP = 'synapse_sdk.plugins'
+
+
+def registered_plugins() -> dict[str, Path]:
+    """Plugin code -> folder, from entry points (and the built-ins' own folders)."""
+    found = {p.parent.name: p.parent for p in BUILTIN_ROOT.glob('*/config.yaml')}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = importlib.util.find_spec(entry.value)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.origin:
+            found[entry.name] = Path(spec.origin).parent
+    return found
+
+
 def builtin_codes() -> list[str]:
-    """Codes of the built-in plugins (``coco``, ``yolo`` ...), without importing them."""
-    return sorted(p.parent.name for p in BUILTIN_ROOT.glob('*/config.yaml'))
+    """Codes of every registered plugin (``coco``, ``yolo`` ...), without importing them."""
+    return sorted(registered_plugins())
 
 
 @dataclass
@@ -25,7 +49,7 @@ class Plugin:
 
     root: Path
     config: PluginConfig
-    builtin: bool = False
+    installed: bool = False  # importable as it is (an entry point), no sys.path change
 
     def action_names(self) -> list[str]:
         return sorted(self.config.actions)
@@ -39,7 +63,7 @@ class Plugin:
                 f'Plugin {self.config.code!r} has no action {name!r} (actions: {known})'
             )
         module_name, _, class_name = action.entrypoint.rpartition('.')
-        if not self.builtin:
+        if not self.installed:
             self._prepare_import(module_name)
         try:
             module = importlib.import_module(module_name)
@@ -75,9 +99,10 @@ def load_plugin(ref: str | Path | None = None) -> Plugin:
     if (path / 'config.yaml').is_file():
         root = path.resolve()
         return Plugin(root=root, config=load_config(root / 'config.yaml'))
-    if isinstance(ref, str) and (BUILTIN_ROOT / ref / 'config.yaml').is_file():
-        root = BUILTIN_ROOT / ref
-        return Plugin(root=root, config=load_config(root / 'config.yaml'), builtin=True)
+    registered = registered_plugins() if isinstance(ref, str) else {}
+    if isinstance(ref, str) and ref in registered:
+        root = registered[ref]
+        return Plugin(root=root, config=load_config(root / 'config.yaml'), installed=True)
     where = f'{path}' if path.exists() else f'{path} (does not exist)'
     raise PluginError(
         f'No plugin at {where}: expected a folder with config.yaml or a built-in code '

@@ -1,0 +1,1 @@
+"""Built-in coco export plugin: its config.yaml is beside this file."""
