@@ -127,3 +127,39 @@ def test_bad_format_options_are_refused_before_anything_is_created(local_client,
         export(local_client, fmt, extra_params=extra)
     assert field in [f for f, _ in info.value.errors]
     assert sorted(root.rglob('*')) == before
+
+
+def test_image_size_comes_from_the_file_header_when_the_record_lacks_it(local_client, synapse_home):
+    from synapse_sdk.server.store import Store
+
+    media = Path(synapse_home) / 'media'
+    source = sorted(p for p in media.rglob('*.jpg') if p.is_file())[0]
+    from PIL import Image
+
+    with Image.open(source) as img:
+        size = img.size
+    store = Store(synapse_home)
+    with store.transaction() as conn:
+        rel = str(source.relative_to(media))
+        files = {'image_1': {'path': rel, 'file_name_original': 'sizeless.jpg'}}
+        unit = store.add_data_unit(1, 'sizeless.jpg', None, None, files, conn)
+        ghost_files = {'image_1': {'path': '404/ghost.jpg', 'file_name_original': 'ghost.jpg'}}
+        ghost_unit = store.add_data_unit(1, 'ghost.jpg', None, None, ghost_files, conn)
+        box = {'id': 'b', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 5, 5],
+               'area': 25.0}  # fmt: skip
+        for u in (unit, ghost_unit):
+            store.insert('tasks', {'project': 1, 'data_unit': u, 'status': 'completed',
+                                   'data': {'annotations': [box]}}, conn)  # fmt: skip
+    store.close()
+    action = load_plugin('coco').get_action('export')
+    params = {'name': 'sz', 'storage': 1, 'target': 'task', 'filter': {'project': 1}}
+    result = action.dispatch(params, RuntimeContext(MemoryLogger(), local_client))
+    out = Path(result['output_path'])
+    coco = COCO(str(out / 'annotations' / 'instances_train.json'))
+    image = next(i for i in coco.imgs.values() if i['file_name'] == 'sizeless.jpg')
+    assert (image['width'], image['height']) == size
+    assert result['failed_count'] == 1  # the ghost: no size in the record, no file to read
+    assert not (out / 'images' / 'train' / 'ghost.jpg').exists()
+    assert all(i['file_name'] != 'ghost.jpg' for i in coco.imgs.values())
+    errors = orjson.loads((out / 'error_file_list.json').read_bytes())
+    assert [e['file'] for e in errors if e['kind'] == 'data_file'] == ['ghost.jpg']

@@ -94,16 +94,25 @@ class FormatExporter(BaseExporter):
         rel = self.writer.image_relpath(item)
         url = state.files.get('url') or state.files.get('path')
         dest = unique_export_path / rel if rel and save_original_file_flag else None
+        fetched = False  # the original was already fetched, to read its size
         if self.writer.needs_size and not (item.width and item.height):
             item.width, item.height = self._size_from_header(url, dest)
-            if dest is not None and dest.exists():
-                self._original_done(state, errors_original_file_list)
-                dest = None
-        self.writer.write_item(item)
+            fetched, dest = dest is not None and dest.exists(), None
+        try:
+            self.writer.write_item(item)
+        except BaseException:
+            if fetched and rel:
+                (unique_export_path / rel).unlink(missing_ok=True)
+            raise
+        if fetched:
+            self._original_done(state, errors_original_file_list)
         if dest is not None and url:
             self.download_original(str(url), dest, errors_original_file_list)
         elif save_original_file_flag and rel and not url:
             self._record_error(errors_original_file_list, state, 'the item has no original file')
+            with self._lock:
+                self._original_metrics.stand_by -= 1
+                self._original_metrics.failed += 1
         self.run.export_log_data_file(state.id, state.file_name, ExportStatus.SUCCESS)
         with self._lock:
             data_file_metrics_record.stand_by -= 1
