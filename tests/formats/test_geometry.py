@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_utils
 
+from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    annotation_box,
     box_from_corners,
     clamp_box,
     clamp_points,
@@ -112,3 +115,39 @@ def test_enclosing_box() -> None:
     assert enclosing_box([[3, 4], [1, 8], [5, 6]]) == [1, 4, 4, 4]
     with pytest.raises(ValueError):
         enclosing_box([])
+
+
+ANNOTATION_BOXES = [
+    ({'tool': 'bounding_box', 'bbox': [1, 2, 3, 4]}, [1.0, 2.0, 3.0, 4.0], [], None),
+    ({'tool': 'bounding_box', 'bbox': [0, 0, 2, 2], 'rotation': math.pi / 2}, [0.0, 0.0, 2.0, 2.0],
+     ['rotated box -> enclosing box (fmt)'], None),
+    ({'tool': 'polygon', 'points': [[1, 1], [4, 1], [2, 5]]}, [1.0, 1.0, 3.0, 4.0],
+     ['polygon -> box (fmt)'], None),
+    ({'tool': 'keypoint', 'keypoints': [[1, 1, 2], [9, 9, 0], [3, 4]]}, [1.0, 1.0, 2.0, 3.0],
+     ['keypoint -> box (fmt)'], None),
+    ({'tool': 'keypoint', 'bbox': [0, 0, 5, 5], 'keypoints': []}, [0.0, 0.0, 5.0, 5.0],
+     ['keypoint -> box (fmt)'], None),
+    ({'tool': 'keypoint', 'keypoints': [[1, 1, 0]]}, None, [], 'no box and no labelled point'),
+    ({'tool': 'polyline', 'points': [[0, 0], [1, 1]]}, None, [],
+     'polyline cannot be expressed in fmt'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(('ann', 'box', 'converted', 'error'), ANNOTATION_BOXES)
+def test_annotation_box(
+    ann: dict[str, Any], box: list[float] | None, converted: list[str], error: str | None
+) -> None:
+    log = ItemLog()
+    if error:
+        with pytest.raises(Unsupported, match=error):
+            annotation_box(ann, log, 'fmt')
+        return
+    got = annotation_box(ann, log, 'fmt')
+    assert got == pytest.approx(box)
+    assert [e[1] for e in log._events] == converted
+
+
+def test_annotation_box_unreported() -> None:
+    log = ItemLog()
+    annotation_box({'tool': 'keypoint', 'bbox': [0, 0, 1, 1]}, log, 'yolo pose', report=False)
+    assert log._events == []

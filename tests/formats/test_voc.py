@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ParamsError
-from synapse_sdk.formats.base import FormatItem, ItemLog
+from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.voc.convert import annotation_to_voc, box_to_voc, voc_to_box
 from synapse_sdk.formats.voc.reader import read_dataset
@@ -98,6 +98,12 @@ def test_rotated_box_becomes_enclosing_box() -> None:
     assert obj['bndbox']['xmin'] == str(round(15 - half) + 1)
     assert obj['bndbox']['xmax'] == str(round(15 + half))
     assert [e[1] for e in log._events] == ['rotated box -> enclosing box (voc)']
+
+
+def test_keypoints_without_box_or_labelled_point_are_unsupported() -> None:
+    ann = {'id': 'k', 'category': 'car', 'tool': 'keypoint', 'keypoints': [[1, 2, 0]]}
+    with pytest.raises(Unsupported, match='no box and no labelled point'):
+        annotation_to_voc(ann, image_size=(100, 100))
 
 
 def _items_from(dataset: Any) -> list[FormatItem]:

@@ -18,9 +18,10 @@ report entries for an item are only applied once the item was written, so an ite
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from synapse_sdk.errors import ItemExportError, ParamsError
 from synapse_sdk.formats.classmap import ClassMap
@@ -28,6 +29,8 @@ from synapse_sdk.formats.report import ExportReport
 from synapse_sdk.formats.split import SplitSpec, parse_split
 
 __all__ = ['FormatItem', 'FormatWriter', 'ItemLog', 'Unsupported']
+
+T = TypeVar('T')
 
 
 class Unsupported(Exception):
@@ -152,6 +155,32 @@ class FormatWriter(ABC):
         if index is None:
             log.skip(f'class {category!r} not in the project configuration')
         return index
+
+    def convert_annotations(
+        self, item: FormatItem, log: ItemLog, convert: Callable[[dict[str, Any], int], T]
+    ) -> list[T]:
+        """``convert(ann, class_index)`` of each annotation of ``item``, in order.
+
+        An annotation of an unknown class, one the format cannot express (:class:`Unsupported`)
+        and a malformed one (``KeyError``, ``TypeError``, ``ValueError``, ``IndexError``) are
+        reported in ``log`` as skipped and left out; every other one is counted as exported.
+        """
+        out = []
+        for ann in item.annotations:
+            log.annotation_id = ann.get('id')
+            index = self.known_class(ann, log)
+            if index is None:
+                continue
+            try:
+                out.append(convert(ann, index))
+            except Unsupported as exc:
+                log.skip(str(exc))
+                continue
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
+                continue
+            log.exported(ann['category'], annotation_label(ann))
+        return out
 
 
 def option_int(

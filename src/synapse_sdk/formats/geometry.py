@@ -8,15 +8,23 @@ clockwise on screen (y points down) about the box centre.
 Masks are COCO run-length encodings: ``{"size": [height, width], "counts": ...}`` with runs over
 the column-major (Fortran order) flattened mask, starting with a run of zeros. ``counts`` is
 either the compressed string form or a list of ints; both are handled here without pycocotools.
+
+:func:`annotation_box` is the one helper that is not pure: it reports its conversions in an
+:class:`~synapse_sdk.formats.base.ItemLog`, as the box-based formats (VOC, YOLO) need.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from synapse_sdk.formats.base import Unsupported
+
+if TYPE_CHECKING:
+    from synapse_sdk.formats.base import ItemLog
 
 Point = tuple[float, float]
 
@@ -64,6 +72,42 @@ def rotated_enclosing_box(bbox: Sequence[float], rotation: float = 0.0) -> list[
     if not rotation:
         return [float(v) for v in bbox[:4]]
     return enclosing_box(rotated_corners(bbox, rotation))
+
+
+def annotation_box(
+    ann: dict[str, Any], log: ItemLog, target: str, *, report: bool = True
+) -> list[float]:
+    """The axis-aligned ``[x, y, w, h]`` of a box, polygon, mask or keypoint annotation.
+
+    A rotated box becomes its enclosing box (reported as a conversion); another tool becomes its
+    box, reported unless ``report`` is false (e.g. the box a pose line needs). A keypoint
+    annotation without ``bbox`` gets the box of its labelled points. ``target`` names the
+    format in the reasons (``'voc'``, ``'yolo detect'``); other tools raise :class:`Unsupported`.
+    """
+    tool = ann.get('tool')
+    if tool == 'bounding_box':
+        rotation = float(ann.get('rotation') or 0.0)
+        if rotation:
+            log.convert(f'rotated box -> enclosing box ({target})')
+        return rotated_enclosing_box([float(v) for v in ann['bbox']], rotation)
+    if tool == 'polygon':
+        box = enclosing_box(ann['points'])
+    elif tool == 'segmentation':
+        box = rle_bbox(ann['mask'])
+    elif tool == 'keypoint':
+        box = [float(v) for v in ann['bbox']] if ann.get('bbox') else _keypoint_box(ann)
+    else:
+        raise Unsupported(f'{tool} cannot be expressed in {target}')
+    if report:
+        log.convert(f'{tool} -> box ({target})')
+    return box
+
+
+def _keypoint_box(ann: dict[str, Any]) -> list[float]:
+    labelled = [kp for kp in ann.get('keypoints') or () if len(kp) < 3 or kp[2]]
+    if not labelled:
+        raise Unsupported('keypoint annotation with no box and no labelled point')
+    return enclosing_box(labelled)
 
 
 def polygon_area(points: Sequence[Sequence[float]]) -> float:

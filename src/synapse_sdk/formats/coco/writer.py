@@ -20,14 +20,7 @@ from typing import IO, Any
 import orjson
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats.base import (
-    FormatItem,
-    FormatWriter,
-    ItemLog,
-    Unsupported,
-    annotation_label,
-    option_int,
-)
+from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, option_int
 from synapse_sdk.formats.coco.convert import annotation_to_coco, categories_to_coco, image_to_coco
 
 __all__ = ['CocoWriter']
@@ -112,37 +105,26 @@ class CocoWriter(FormatWriter):
         if item.id in self._image_ids:
             raise ItemExportError(f'image id {item.id} appears twice', item.id, item.file_name)
         log = ItemLog(item.id)
-        converted = []
-        for ann in item.annotations:
-            log.annotation_id = ann.get('id')
-            index = self.known_class(ann, log)
-            if index is None:
-                continue
+
+        def convert(ann: dict[str, Any], index: int) -> dict[str, Any]:
             names = (self.class_map.keypoints(ann['category']) or {}).get('names')
-            try:
-                coco = annotation_to_coco(
-                    ann,
-                    category_id=index + self._start_id,
-                    image_size=(width, height),
-                    keypoint_names=names,
-                    log=log,
-                )
-            except Unsupported as exc:
-                log.skip(str(exc))
-                continue
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
-                continue
-            converted.append((ann, coco))
+            return annotation_to_coco(
+                ann,
+                category_id=index + self._start_id,
+                image_size=(width, height),
+                keypoint_names=names,
+                log=log,
+            )
+
+        converted = self.convert_annotations(item, log, convert)
         image = image_to_coco(item.id, item.file_name, width, height, item.classifications)
         try:
             image_line = orjson.dumps(image, option=_DUMP)
             lines: list[bytes] = []
-            for ann, coco in converted:
+            for coco in converted:
                 coco['id'] = self._next_ann_id + len(lines)
                 coco['image_id'] = item.id
                 lines.append(orjson.dumps(coco, option=_DUMP))
-                log.exported(ann['category'], annotation_label(ann))
         except TypeError as exc:
             raise ItemExportError(f'not serialisable as JSON: {exc}', item.id) from exc
         self._open(item.split).add(image_line, lines)

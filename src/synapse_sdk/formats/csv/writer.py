@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from typing import IO, Any
 
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, annotation_label
+from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog
 from synapse_sdk.formats.csv.convert import COLUMNS, annotation_to_row, empty_row
 
 __all__ = ['CsvWriter']
@@ -38,17 +38,7 @@ class CsvWriter(FormatWriter):
             'classifications': item.classifications,
         }
         log = ItemLog(item.id)
-        rows = []
-        for ann in item.annotations:
-            log.annotation_id = ann.get('id')
-            if self.known_class(ann, log) is None:
-                continue
-            try:
-                rows.append(annotation_to_row(ann, info))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
-                continue
-            log.exported(ann['category'], annotation_label(ann))
+        rows = self.convert_annotations(item, log, lambda ann, _: annotation_to_row(ann, info))
         self._csv.writerows(rows or [empty_row(info)])
         log.apply(self.report)
 

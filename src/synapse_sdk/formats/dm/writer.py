@@ -12,13 +12,7 @@ from typing import Any
 import orjson
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats.base import (
-    FormatItem,
-    FormatWriter,
-    ItemLog,
-    annotation_label,
-    option_choice,
-)
+from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, option_choice
 from synapse_sdk.formats.dm.convert import to_dm_v1
 
 __all__ = ['DmWriter']
@@ -44,13 +38,7 @@ class DmWriter(FormatWriter):
 
     def write_item(self, item: FormatItem) -> None:
         log = ItemLog(item.id)
-        kept = []
-        for ann in item.annotations:
-            log.annotation_id = ann.get('id')
-            if self.known_class(ann, log) is None:
-                continue
-            kept.append(ann)
-            log.exported(ann['category'], annotation_label(ann))
+        kept = self.convert_annotations(item, log, lambda ann, _: ann)
         document: dict[str, Any] = {'annotations': kept, 'classifications': item.classifications}
         try:
             if self.options['dm_version'] == 1:

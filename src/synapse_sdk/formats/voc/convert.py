@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
-from synapse_sdk.formats.geometry import clamp_box, enclosing_box, rle_bbox, rotated_enclosing_box
+from synapse_sdk.formats.geometry import annotation_box, clamp_box
 
 __all__ = ['annotation_to_voc', 'box_to_voc', 'voc_to_annotation', 'voc_to_box']
 
@@ -59,28 +59,6 @@ def voc_to_box(xmin: float, ymin: float, xmax: float, ymax: float) -> list[float
     return [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]
 
 
-def _box_of(ann: dict[str, Any], log: ItemLog) -> list[float]:
-    tool = ann.get('tool')
-    if tool == 'bounding_box':
-        rotation = float(ann.get('rotation') or 0.0)
-        if rotation:
-            log.convert('rotated box -> enclosing box (voc)')
-        return rotated_enclosing_box([float(v) for v in ann['bbox']], rotation)
-    if tool == 'polygon':
-        box = enclosing_box(ann['points'])
-    elif tool == 'segmentation':
-        box = rle_bbox(ann['mask'])
-    elif tool == 'keypoint':
-        if ann.get('bbox'):
-            box = [float(v) for v in ann['bbox']]
-        else:
-            box = enclosing_box(kp for kp in ann.get('keypoints') or () if len(kp) < 3 or kp[2])
-    else:
-        raise Unsupported(f'{tool} cannot be expressed in voc')
-    log.convert(f'{tool} -> box (voc)')
-    return box
-
-
 def _at_border(box: list[float], image_size: tuple[int, int]) -> bool:
     """VOC's ``truncated`` proxy: the (clamped) box reaches the image border."""
     x, y, w, h = box
@@ -100,7 +78,7 @@ def annotation_to_voc(
 ) -> dict[str, Any]:
     """A VOC ``<object>`` as a dict (children in writing order); raises :class:`Unsupported`."""
     log = log or ItemLog()
-    box, clamped = clamp_box(_box_of(ann, log), *image_size)
+    box, clamped = clamp_box(annotation_box(ann, log, 'voc'), *image_size)
     if box[2] <= 0 or box[3] <= 0:
         raise Unsupported('box outside the image or of zero size')
     if clamped:

@@ -13,14 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import IO, Any
 
-from synapse_sdk.formats.base import (
-    FormatItem,
-    FormatWriter,
-    ItemLog,
-    Unsupported,
-    annotation_label,
-    option_int,
-)
+from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, option_int
 from synapse_sdk.formats.voc.convert import annotation_to_voc
 
 __all__ = ['VocWriter', 'voc_xml']
@@ -95,21 +88,13 @@ class VocWriter(FormatWriter):
     def write_item(self, item: FormatItem) -> None:
         size = self.require_size(item)
         log = ItemLog(item.id)
-        objects = []
-        for ann in item.annotations:
-            log.annotation_id = ann.get('id')
-            if self.known_class(ann, log) is None:
-                continue
-            try:
-                obj = annotation_to_voc(ann, image_size=size, precision=self.precision, log=log)
-            except Unsupported as exc:
-                log.skip(str(exc))
-                continue
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
-                continue
-            objects.append(obj)
-            log.exported(ann['category'], annotation_label(ann))
+        objects = self.convert_annotations(
+            item,
+            log,
+            lambda ann, _: annotation_to_voc(
+                ann, image_size=size, precision=self.precision, log=log
+            ),
+        )
         text = voc_xml(item.file_name, size[0], size[1], objects)
         path = self.root / 'Annotations' / f'{item.stem}.xml'
         path.write_text(text, encoding='utf-8', newline='\n')

@@ -25,14 +25,13 @@ from typing import Any
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    annotation_box,
     box_from_corners,
     clamp_box,
     clamp_points,
     enclosing_box,
     polygon_area,
-    rle_bbox,
     rotated_corners,
-    rotated_enclosing_box,
 )
 
 __all__ = ['TASKS', 'annotation_to_yolo', 'fmt', 'yolo_to_annotation']
@@ -48,31 +47,8 @@ def fmt(value: float, precision: int) -> str:
 
 
 def _box_of(ann: dict[str, Any], task: str, log: ItemLog) -> list[float]:
-    """The axis-aligned box of any spatial annotation (reported when it is a conversion)."""
-    tool = ann.get('tool')
-    if tool == 'bounding_box':
-        rotation = float(ann.get('rotation') or 0.0)
-        if rotation:
-            log.convert(f'rotated box -> enclosing box (yolo {task})')
-        return rotated_enclosing_box([float(v) for v in ann['bbox']], rotation)
-    if tool == 'polygon':
-        box = enclosing_box(ann['points'])
-    elif tool == 'segmentation':
-        box = rle_bbox(ann['mask'])
-    elif tool == 'keypoint':
-        box = [float(v) for v in ann['bbox']] if ann.get('bbox') else _keypoint_box(ann)
-    else:
-        raise Unsupported(f'{tool} cannot be expressed in yolo {task}')
-    if task != 'pose':
-        log.convert(f'{tool} -> box (yolo {task})')
-    return box
-
-
-def _keypoint_box(ann: dict[str, Any]) -> list[float]:
-    labelled = [kp for kp in ann.get('keypoints') or () if len(kp) < 3 or kp[2]]
-    if not labelled:
-        raise Unsupported('keypoint annotation with no box and no labelled point')
-    return enclosing_box(labelled)
+    """The axis-aligned box; a pose line's box is part of the format, not a conversion."""
+    return annotation_box(ann, log, f'yolo {task}', report=task != 'pose')
 
 
 def _tolerance(w: int, h: int, precision: int) -> float:

@@ -22,8 +22,6 @@ from synapse_sdk.formats.base import (
     FormatItem,
     FormatWriter,
     ItemLog,
-    Unsupported,
-    annotation_label,
     option_choice,
     option_int,
 )
@@ -80,30 +78,19 @@ class YoloWriter(FormatWriter):
     def write_item(self, item: FormatItem) -> None:
         size = self.require_size(item)
         log = ItemLog(item.id)
-        lines = []
-        for ann in item.annotations:
-            log.annotation_id = ann.get('id')
-            index = self.known_class(ann, log)
-            if index is None:
-                continue
-            try:
-                line = annotation_to_yolo(
-                    ann,
-                    class_index=index,
-                    image_size=size,
-                    task=self.task,
-                    precision=self.precision,
-                    kpt_count=self.kpt_count,
-                    log=log,
-                )
-            except Unsupported as exc:
-                log.skip(str(exc))
-                continue
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
-                continue
-            lines.append(line)
-            log.exported(ann['category'], annotation_label(ann))
+        lines = self.convert_annotations(
+            item,
+            log,
+            lambda ann, index: annotation_to_yolo(
+                ann,
+                class_index=index,
+                image_size=size,
+                task=self.task,
+                precision=self.precision,
+                kpt_count=self.kpt_count,
+                log=log,
+            ),
+        )
         self._make(item.split)
         text = ''.join(f'{line}\n' for line in lines)
         path = self.root / 'labels' / item.split / f'{item.stem}.txt'
