@@ -273,7 +273,7 @@ def test_cancel_on_error_interrupts_retry_waits(http_server: Server, tmp_path: P
         while state.hits['/ratelimited/30-c'] == 0:
             time.sleep(0.01)
         raise RuntimeError('export failed')
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # the server asked for a 30 s wait: it was cut short
     with pytest.raises(DownloadError, match='cancelled'):
         future.result()
     with pytest.raises(StorageError, match='closed'):
