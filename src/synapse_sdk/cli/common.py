@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -17,6 +17,15 @@ from synapse_sdk.loggers import BaseLogger, ConsoleLogger, JsonlLogger
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+# Options shared by the commands that run an action.
+LogFileOption = Annotated[
+    Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
+]
+QuietOption = Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')]
+JobIdOption = Annotated[
+    int | None, typer.Option('--job-id', help='Also report progress and logs to this job')
+]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

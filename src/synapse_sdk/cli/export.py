@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 
-from synapse_sdk.cli.common import EXIT_USAGE, fail, print_result
+from synapse_sdk.cli.common import (
+    EXIT_USAGE,
+    JobIdOption,
+    LogFileOption,
+    QuietOption,
+    fail,
+    print_result,
+)
 from synapse_sdk.cli.plugin import run_plugin_action
 
 
@@ -55,13 +61,9 @@ def export(
         list[str] | None,
         typer.Option('--option', '-o', help='Format option key=value, e.g. task=segment'),
     ] = None,
-    log_file: Annotated[
-        Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
-    ] = None,
-    quiet: Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')] = False,
-    job_id: Annotated[
-        int | None, typer.Option('--job-id', help='Also report progress and logs to this job')
-    ] = None,
+    log_file: LogFileOption = None,
+    quiet: QuietOption = False,
+    job_id: JobIdOption = None,
 ) -> None:
     """Export with a built-in format; the same as `synapse plugin run --plugin FORMAT export`.
 

@@ -9,6 +9,9 @@ import typer
 
 from synapse_sdk.cli.common import (
     EXIT_USAGE,
+    JobIdOption,
+    LogFileOption,
+    QuietOption,
     default_client_factory,
     env_snapshot,
     fail,
@@ -81,13 +84,9 @@ def run(
         ),
     ] = None,
     mode: Annotated[str, typer.Option('--mode', help='Where to run: local')] = 'local',
-    log_file: Annotated[
-        Path | None, typer.Option('--log-file', help='Also write JSONL log events here')
-    ] = None,
-    quiet: Annotated[bool, typer.Option('--quiet', '-q', help='No progress on stderr')] = False,
-    job_id: Annotated[
-        int | None, typer.Option('--job-id', help='Also report progress and logs to this job')
-    ] = None,
+    log_file: LogFileOption = None,
+    quiet: QuietOption = False,
+    job_id: JobIdOption = None,
 ) -> None:
     """Run a plugin action; progress goes to stderr, the result as JSON to stdout.
 

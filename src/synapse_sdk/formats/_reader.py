@@ -10,7 +10,8 @@ from synapse_sdk.formats.dataset import ImportedImage
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')
 
-_SPLIT_NAMES = {
+#: Split names as datasets spell them -> the platform's ground-truth categories.
+SPLIT_ALIASES = {
     'train': 'train',
     'training': 'train',
     'val': 'validation',
@@ -35,7 +36,7 @@ def canonical_split(name: str | None) -> str | None:
     """Map a dataset's split name to ``train`` / ``validation`` / ``test`` (``None`` if other)."""
     if name is None:
         return None
-    return _SPLIT_NAMES.get(name.lower())
+    return SPLIT_ALIASES.get(name.lower())
 
 
 def input_error(path: Path | str, message: str) -> ParamsError:

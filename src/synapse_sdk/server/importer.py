@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synapse_sdk.formats._reader import SPLIT_ALIASES
 from synapse_sdk.formats.names import safe_basename
 
 if TYPE_CHECKING:
@@ -18,16 +19,6 @@ if TYPE_CHECKING:
     from synapse_sdk.server.store import Store
 
 __all__ = ['SPLIT_ALIASES', 'file_entry', 'import_dataset', 'normalise_split']
-
-SPLIT_ALIASES = {
-    'train': 'train',
-    'training': 'train',
-    'val': 'validation',
-    'valid': 'validation',
-    'validation': 'validation',
-    'test': 'test',
-    'testing': 'test',
-}
 
 
 def normalise_split(split: str | None) -> str:
