@@ -159,6 +159,13 @@ def test_image_size_comes_from_the_file_header_when_the_record_lacks_it(local_cl
     image = next(i for i in coco.imgs.values() if i['file_name'] == 'sizeless.jpg')
     assert (image['width'], image['height']) == size
     assert result['failed_count'] == 1  # the ghost: no size in the record, no file to read
+    assert result['original_file_metrics']['stand_by'] == 0
+    assert result['original_file_metrics']['failed'] == 1
+    assert result['data_file_metrics'] == {
+        'stand_by': 0,
+        'success': result['exported_count'],
+        'failed': 1,
+    }
     assert not (out / 'images' / 'train' / 'ghost.jpg').exists()
     assert all(i['file_name'] != 'ghost.jpg' for i in coco.imgs.values())
     errors = orjson.loads((out / 'error_file_list.json').read_bytes())

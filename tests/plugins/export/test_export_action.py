@@ -141,6 +141,7 @@ def test_broken_record_is_reported_and_the_rest_exported(local_client, synapse_h
     assert 'no data unit' in errors[0]['reason']
     assert result['exported_count'] == total - 1 and result['failed_count'] == 1
     assert broken not in item_ids(out)
+    assert result['data_file_metrics'] == {'stand_by': 0, 'success': total - 1, 'failed': 1}
 
     with pytest.raises(StepError) as info:
         run(local_client, PickyAction, name='strict', extra_params={'on_error': 'fail'})
@@ -180,6 +181,7 @@ def test_every_item_failing_fails_the_export_and_rolls_back(local_client):
     with pytest.raises(StepError) as info:
         run(local_client, HopelessAction)
     assert isinstance(info.value.__cause__, ExportError)
+    assert 'Every item failed' in str(info.value.__cause__) and 'nope' in str(info.value.__cause__)
     exports = storage_root(local_client) / 'exports'
     assert not exports.exists() or list(exports.iterdir()) == []
 

@@ -105,18 +105,15 @@ class FormatExporter(BaseExporter):
                 (unique_export_path / rel).unlink(missing_ok=True)
             raise
         if fetched:
-            self._original_done(state, errors_original_file_list)
+            self.count_original(state, ok=True)
+            self.run.export_log_original_file(state.id, state.file_name, ExportStatus.SUCCESS)
         if dest is not None and url:
             self.download_original(str(url), dest, errors_original_file_list)
         elif save_original_file_flag and rel and not url:
             self._record_error(errors_original_file_list, state, 'the item has no original file')
-            with self._lock:
-                self._original_metrics.stand_by -= 1
-                self._original_metrics.failed += 1
+            self.count_original(state, ok=False)
         self.run.export_log_data_file(state.id, state.file_name, ExportStatus.SUCCESS)
-        with self._lock:
-            data_file_metrics_record.stand_by -= 1
-            data_file_metrics_record.success += 1
+        self.count_data(ok=True)
         return True
 
     def _size_from_header(self, url: Any, dest: Path | None) -> tuple[int | None, int | None]:
@@ -143,12 +140,6 @@ class FormatExporter(BaseExporter):
                     downloader.download(str(url), path)
                     size = image_size(path)
         return size if size else (None, None)
-
-    def _original_done(self, state: Any, errors: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._original_metrics.stand_by -= 1
-            self._original_metrics.success += 1
-        self.run.export_log_original_file(state.id, state.file_name, ExportStatus.SUCCESS)
 
     def additional_file_saving(self, unique_export_path: Path) -> None:
         assert self.writer is not None

@@ -44,6 +44,7 @@ class ItemState:
     files: dict[str, Any]
     source: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
+    original_handled: bool = False  # its original was fetched, scheduled or found missing
 
     @property
     def file_name(self) -> str:
@@ -89,6 +90,7 @@ class BaseExporter:
         self._original_metrics = MetricsRecord()
         self._data_metrics = MetricsRecord()
         self._output_paths: dict[str, Path] = {}
+        self._failed_before = 0
 
     # -- template methods (override these) -----------------------------------------------
     @classmethod
@@ -134,6 +136,7 @@ class BaseExporter:
         url = item.files.get('url') or item.files.get('path')
         if not url:
             self._record_error(error_file_list, item, 'the item has no original file url')
+            self.count_original(item, ok=False)
             return ExportStatus.FAILED
         self.download_original(str(url), base_path / f'{item.stem}{item.ext}', error_file_list)
         return ExportStatus.STAND_BY
@@ -173,12 +176,7 @@ class BaseExporter:
             final_data, self._output_paths['json_output_path'], errors_json_file_list
         )
         self.run.export_log_data_file(item.id, item.file_name, status)
-        with self._lock:
-            data_file_metrics_record.stand_by -= 1
-            if status == ExportStatus.SUCCESS:
-                data_file_metrics_record.success += 1
-            else:
-                data_file_metrics_record.failed += 1
+        self.count_data(ok=status == ExportStatus.SUCCESS)
         return status == ExportStatus.SUCCESS
 
     def additional_file_saving(self, unique_export_path: Path) -> None:
@@ -196,6 +194,7 @@ class BaseExporter:
         dest.parent.mkdir(parents=True, exist_ok=True)
         self._in_flight.acquire()
         future = self._downloader.submit(url, dest)
+        item.original_handled = True
 
         def done(fut: Future[Path], item: ItemState = item) -> None:
             self._in_flight.release()
@@ -204,12 +203,7 @@ class BaseExporter:
                 exc = fut.exception()
             except CancelledError:
                 exc = CancelledError('download cancelled')
-            with self._lock:
-                self._original_metrics.stand_by -= 1
-                if exc is None:
-                    self._original_metrics.success += 1
-                else:
-                    self._original_metrics.failed += 1
+            self.count_original(item, ok=exc is None)
             if exc is None:
                 self.run.export_log_original_file(item.id, item.file_name, ExportStatus.SUCCESS)
             else:
@@ -222,6 +216,25 @@ class BaseExporter:
 
         future.add_done_callback(done)
         return future
+
+    def count_original(self, item: ItemState, ok: bool) -> None:
+        """Move one original file out of ``stand_by`` into ``success`` or ``failed``."""
+        item.original_handled = True
+        with self._lock:
+            self._original_metrics.stand_by -= 1
+            if ok:
+                self._original_metrics.success += 1
+            else:
+                self._original_metrics.failed += 1
+
+    def count_data(self, ok: bool) -> None:
+        """Move one data file out of ``stand_by`` into ``success`` or ``failed``."""
+        with self._lock:
+            self._data_metrics.stand_by -= 1
+            if ok:
+                self._data_metrics.success += 1
+            else:
+                self._data_metrics.failed += 1
 
     def wait_for_downloads(self) -> None:
         if self._downloader is not None:
@@ -283,7 +296,10 @@ class BaseExporter:
         self._log_metrics()
         self.write_reports()
         if index and self.report.items_failed == index:
-            raise ExportError(f'Every item failed ({index}); see {self.path_root.name} reports')
+            reasons = '; '.join(
+                f'item {e["id"]}: {e["reason"]}' for e in self.errors_json_file_list[:3]
+            )
+            raise ExportError(f'Every item failed ({index}), e.g. {reasons}')
         return {
             'exported_count': self.report.items_exported,
             'failed_count': self.report.items_failed,
@@ -301,6 +317,21 @@ class BaseExporter:
             files=dict(export_item.get('files') or {}),
             source=export_item,
         )
+        pending = self._data_metrics.stand_by
+        try:
+            self._save_one(index, export_item, save_original)
+        finally:
+            # Whatever the item's own code did not count, the engine counts here, so the
+            # metrics always add up (a failed item's data and unattempted original: failed).
+            failed = self.report.items_failed > self._failed_before
+            if self._data_metrics.stand_by == pending:
+                self.count_data(ok=not failed)
+            if failed and save_original and not self.current.original_handled:
+                self.count_original(self.current, ok=False)
+            self._failed_before = self.report.items_failed
+
+    def _save_one(self, index: int, export_item: dict[str, Any], save_original: bool) -> None:
+        assert self.current is not None
         try:
             data = self.after_convert(self.convert_data(self.before_convert(export_item)))
             saved = self.process_file_saving(
