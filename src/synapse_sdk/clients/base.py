@@ -8,11 +8,11 @@ and :meth:`ClientBase._get_one`; everything a plugin calls is built on them here
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synapse_sdk.server.filters import TARGETS
+from synapse_sdk.server.filters import MAX_LIGHT_PAGE_SIZE, TARGETS
 
 __all__ = ['ClientBase', 'LazyResults', 'Page']
 
@@ -102,6 +102,24 @@ class ClientBase(ABC):
             return LazyResults(self, target, params)
         page = self._page(target, dict(params or {}), None, True)
         return {'count': page.count, 'next': page.next, 'previous': None, 'results': page.records}
+
+    def iter_fields(
+        self,
+        target: str,
+        filters: Mapping[str, Any] | None,
+        fields: Sequence[str],
+        page_size: int = MAX_LIGHT_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """A light pass over a whole selection: only ``fields`` of each matching record of
+        ``target`` (``assignment``, ``task``, ``ground_truth_event``), plus its paging key, in
+        key order and large pages. ``data_unit`` is then the data unit's id, not the unit.
+
+        Export planning reads every id of a selection this way before the export streams the
+        full records. A backend that ignores ``fields`` answers with whole records; callers
+        only read the fields they asked for.
+        """
+        params = {**dict(filters or {}), 'fields': ','.join(fields), 'page_size': page_size}
+        return self._iterate(target, params)
 
     # -- assignments -----------------------------------------------------------------------------
 
