@@ -294,6 +294,9 @@ class TaskExportTargetHandler(ListTargetHandler):
     def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
         return client.get_tasks(filters)
 
+    def count(self, client: Any, filters: dict[str, Any]) -> int:
+        return int(client.count_tasks(filters))
+
 
 class GroundTruthExportTargetHandler(ListTargetHandler):
     required_filters = ('ground_truth_dataset_version',)
@@ -305,6 +308,9 @@ class GroundTruthExportTargetHandler(ListTargetHandler):
     def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
         events = client.list_ground_truth_events(params=filters, list_all=True)
         return events, len(events)
+
+    def count(self, client: Any, filters: dict[str, Any]) -> int:
+        return int(client.count_ground_truth_events(filters))
 
     def project_id(self, client: Any, filters: dict[str, Any]) -> int | None:
         version = client.get_ground_truth_version(filters['ground_truth_dataset_version'])
