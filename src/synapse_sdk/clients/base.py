@@ -8,11 +8,11 @@ and :meth:`ClientBase._get_one`; everything a plugin calls is built on them here
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from synapse_sdk.server.filters import MAX_LIGHT_PAGE_SIZE, TARGETS
+from synapse_sdk.server.filters import TARGETS
 
 __all__ = ['ClientBase', 'LazyResults', 'Page']
 
@@ -107,8 +107,8 @@ class ClientBase(ABC):
         self,
         target: str,
         filters: Mapping[str, Any] | None,
-        fields: Sequence[str],
-        page_size: int = MAX_LIGHT_PAGE_SIZE,
+        fields: list[str] | tuple[str, ...],
+        page_size: int = 10_000,  # filters.MAX_LIGHT_PAGE_SIZE: light rows, not documents
     ) -> Iterator[dict[str, Any]]:
         """A light pass over a whole selection: only ``fields`` of each matching record of
         ``target`` (``assignment``, ``task``, ``ground_truth_event``), plus its paging key, in
