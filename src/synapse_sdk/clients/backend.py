@@ -243,7 +243,8 @@ class BackendClient(ClientBase):
             return response
 
         def on_retry(exc: Transient, attempt: int, delay: float) -> None:
-            logger.warning('%s %s: %s; retrying in %.2fs', method, path, exc.reason, delay)
+            level = logging.WARNING if self._reached.is_set() else logging.DEBUG
+            logger.log(level, '%s %s: %s; retrying in %.2fs', method, path, exc.reason, delay)
 
         try:
             response = self.retry.call(once, on_retry=on_retry)
