@@ -625,7 +625,8 @@ class Downloader:
                     'Last-Modified'
                 )
                 with transfer.open(append) as fh:
-                    for chunk in response.iter_bytes(_CHUNK):
+                    # no chunk_size: bytes are written as they arrive, so a cut keeps them
+                    for chunk in response.iter_bytes():
                         transfer.write(fh, chunk)
             finally:
                 response.close()
