@@ -128,7 +128,7 @@ def test_a_changed_file_restarts_instead_of_mixing_versions(
     server: str, plan: FaultPlan, media: tuple[Path, bytes], tmp_path: Path
 ) -> None:
     """If-Range: when the file changed between the cut and the resume, start over."""
-    path, old = media
+    path, _ = media
     new = os.urandom(BIG)
 
     def change_the_file(_seconds: float) -> None:  # runs in the retry wait, after the cut
