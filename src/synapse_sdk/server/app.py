@@ -267,7 +267,11 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         detail = f'Request body too large (at most {self.limit} bytes)'
-        for name, value in scope.get('headers') or []:
+        headers = scope.get('headers') or []
+        if not any(name in (b'content-length', b'transfer-encoding') for name, _ in headers):
+            await self.app(scope, receive, send)  # no body
+            return
+        for name, value in headers:
             if name == b'content-length':
                 try:
                     declared = int(value)
@@ -277,32 +281,33 @@ class _BodyLimit:
                 if declared > self.limit:
                     await _send_json(send, 413, {'detail': detail})
                     return
+                await self.app(scope, receive, send)  # the server enforces the length
+                return
+        # No Content-Length (chunked): read up to the limit here, then replay it to the app.
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Any:
-            nonlocal received
+        while True:
             message = await receive()
-            if message['type'] == 'http.request':
-                received += len(message.get('body', b''))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracked_send(message: Any) -> None:
-            nonlocal started
-            started = started or message['type'] == 'http.response.start'
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracked_send)
-        except _TooLarge:
-            if not started:
+            if message['type'] != 'http.request':
+                return  # the client went away
+            chunk = message.get('body', b'')
+            received += len(chunk)
+            if received > self.limit:
                 await _send_json(send, 413, {'detail': detail})
+                return
+            chunks.append(chunk)
+            if not message.get('more_body', False):
+                break
+        replayed = False
 
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {'type': 'http.request', 'body': b''.join(chunks), 'more_body': False}
+            return await receive()
 
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _send_json(send: Any, status: int, body: Any) -> None:
