@@ -131,3 +131,23 @@ def test_clients_do_not_import_the_server() -> None:
     )
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_client_seam_is_typed() -> None:
+    """Where the engine takes a client, the type is ClientBase, not Any (mypy checks callers)."""
+    from typing import get_type_hints
+
+    from synapse_sdk.clients import ClientBase
+    from synapse_sdk.loggers.backend import BackendLogger
+    from synapse_sdk.plugins.actions.export.context import ExportContext
+    from synapse_sdk.plugins.actions.export.handlers import ExportTargetHandler
+    from synapse_sdk.plugins.context import RuntimeContext
+
+    ns = {'ClientBase': ClientBase}  # imported for type checking only in those modules
+
+    assert get_type_hints(RuntimeContext, localns=ns)['client'] == ClientBase | None
+    assert get_type_hints(ExportContext.client.fget, localns=ns)['return'] is ClientBase  # type: ignore[attr-defined]
+    for name in ('validate_filter', 'get_results', 'count', 'project_id'):
+        hints = get_type_hints(getattr(ExportTargetHandler, name), localns=ns)
+        assert hints['client'] is ClientBase, name
+    assert get_type_hints(BackendLogger.__init__, localns=ns)['client'] is ClientBase

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from synapse_sdk.errors import FilterError, NotFoundError, ParamsError
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.base import ClientBase
 
 ExportItem = dict[str, Any]
 
@@ -43,7 +46,7 @@ class ExportTargetHandler(ABC):
     #: Filter keys that must be present.
     required_filters: ClassVar[tuple[str, ...]] = ()
 
-    def validate_filter(self, filters: dict[str, Any], client: Any) -> dict[str, Any]:
+    def validate_filter(self, filters: dict[str, Any], client: ClientBase) -> dict[str, Any]:
         """Check ``filters``; return them (possibly normalised) or raise ``ParamsError``."""
         if not isinstance(filters, dict):
             raise ParamsError('filter must be a JSON object', [('filter', 'not an object')])
@@ -59,13 +62,13 @@ class ExportTargetHandler(ABC):
         return filters
 
     @abstractmethod
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         """``(lazy iterator of records, total count)``."""
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return self.get_results(client, filters)[1]
 
-    def project_id(self, client: Any, filters: dict[str, Any]) -> int | None:
+    def project_id(self, client: ClientBase, filters: dict[str, Any]) -> int | None:
         """The project whose configuration (class map) the records follow."""
         value = filters.get('project')
         return int(value) if value is not None else None
@@ -90,28 +93,28 @@ class ExportTargetHandler(ABC):
 class AssignmentExportTargetHandler(ExportTargetHandler):
     required_filters = ('project',)
 
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         return client.get_assignments(filters)
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return int(client.count_assignments(filters))
 
 
 class TaskExportTargetHandler(ExportTargetHandler):
     required_filters = ('project',)
 
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         return client.get_tasks(filters)
 
 
 class GroundTruthExportTargetHandler(ExportTargetHandler):
     required_filters = ('ground_truth_dataset_version',)
 
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         events = client.list_ground_truth_events(params=filters, list_all=True)
         return events, len(events)
 
-    def project_id(self, client: Any, filters: dict[str, Any]) -> int | None:
+    def project_id(self, client: ClientBase, filters: dict[str, Any]) -> int | None:
         version = client.get_ground_truth_version(filters['ground_truth_dataset_version'])
         project = version.get('project')
         if isinstance(project, dict):
