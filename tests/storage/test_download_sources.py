@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synapse_sdk.clients import BackendClient, LocalClient
 from synapse_sdk.loggers import MemoryLogger
@@ -160,3 +162,37 @@ def test_http_export_refuses_urls_outside_the_backend(synapse_home: Path) -> Non
     assert sum('not the backend' in r for r in reasons.values()) == 1
     assert sum('local files are not an allowed source' in r for r in reasons.values()) == 3
     assert result['original_file_metrics']['failed'] == 4
+
+
+_SEGMENTS = st.sampled_from(['..', '.', 'media', 'etc', 'passwd', 'a b', 'é', '', '...', '%2e'])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_SEGMENTS, min_size=1, max_size=8), absolute=st.booleans())
+def test_no_path_resolves_outside_the_root(
+    parts: list[str], absolute: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Whatever a record's path is made of, a file outside the media root is never read."""
+    root = _hypothesis_root(tmp_path_factory)
+    policy = SourcePolicy(local_roots=(root / 'media',))
+    raw = ('/' if absolute else str(root / 'media') + '/') + '/'.join(parts)
+    try:
+        resolved = policy.check_local(raw)
+    except Exception as exc:  # refused
+        assert 'refused' in str(exc)
+        return
+    assert Path(resolved).is_relative_to((root / 'media').resolve())
+
+
+_ROOTS: dict[str, Path] = {}
+
+
+def _hypothesis_root(factory: pytest.TempPathFactory) -> Path:
+    if 'root' not in _ROOTS:
+        root = factory.mktemp('policy')
+        (root / 'media' / 'etc').mkdir(parents=True)
+        (root / 'media' / 'etc' / 'passwd').write_text('inside')
+        (root / 'etc').mkdir()
+        (root / 'etc' / 'passwd').write_text('outside')
+        _ROOTS['root'] = root
+    return _ROOTS['root']

@@ -255,10 +255,14 @@ class ClientBase(ABC):
     def create_logs(self, data: Mapping[str, Any] | list[Mapping[str, Any]]) -> Any:
         """Append log rows of a job run."""
 
-    @abstractmethod
     def source_policy(self) -> SourcePolicy:
         """Where original files of this client's records may be read from (the backend's
-        media and nothing else); the downloader refuses every other source per item."""
+        media and nothing else); the downloader refuses every other source per item.
+
+        The default (for clients that do not say) allows HTTP(S) URLs and no local file."""
+        from synapse_sdk.storage.download import SourcePolicy
+
+        return SourcePolicy()
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections."""
