@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from synapse_sdk.errors import ParamsError, StorageError
@@ -86,7 +87,14 @@ def test_staging_is_a_hidden_sibling_on_the_same_filesystem(
     staging = location.staging_dir('exports/2024', 'demo')
     assert staging.parent == root / 'exports' / '2024'
     assert staging.name.startswith('.synapse-staging-')
-    assert staging.is_dir() and not any(staging.iterdir())
+    assert staging.is_dir() and _visible(staging) == ['.synapse-export']  # the owner marker
+    marker = orjson.loads((staging / '.synapse-export' / 'owner.json').read_bytes())
+    assert marker['owner']['pid'] == os.getpid()
+    assert marker['export'] == {
+        'final': str(root / 'exports' / '2024' / 'demo'),
+        'path': 'exports/2024',
+        'name': 'demo',
+    }
     assert staging.stat().st_dev == root.stat().st_dev
     assert not (root / 'exports' / '2024' / 'demo').exists()
 
