@@ -137,6 +137,14 @@ class StorageLocation(ABC):
     def read_bytes(self, rel: str) -> bytes:
         """The content of the file ``rel`` (relative to the root); meant for small files."""
 
+    def check(self) -> None:
+        """Raise ``StorageError`` unless the storage can be written to (root reachable)."""
+        root = Path(self.root)
+        if not root.is_dir():
+            raise StorageError(f'Storage root {self.root} does not exist or is not a directory')
+        if not os.access(root, os.W_OK | os.X_OK):
+            raise StorageError(f'Storage root {self.root} is not writable by this user')
+
     # -- staging -----------------------------------------------------------------------------
 
     def final_url(self, rel_path: str, name: str) -> str:

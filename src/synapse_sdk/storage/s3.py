@@ -147,6 +147,15 @@ class ObjectStorage(StorageLocation):
         except Exception as exc:
             raise self._error(f'read {self.url(rel)}', exc) from exc
 
+    def check(self) -> None:
+        """Raise ``StorageError`` unless the bucket answers with these credentials."""
+        bucket = self.root.split('/', 1)[0]
+        s3: Any = self.fs
+        try:
+            s3.call_s3('head_bucket', Bucket=bucket)
+        except Exception as exc:
+            raise self._error(f'reach bucket {bucket!r}', exc) from exc
+
     # -- staging (local) ---------------------------------------------------------------------
 
     def _staging_parent(self, rel_path: str) -> Path:
