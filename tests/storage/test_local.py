@@ -318,6 +318,8 @@ def test_crash_before_publish_leaves_nothing_at_the_final_path(
     assert not location.exists('exports/crashed')
     leftovers = _visible(root / 'exports')
     assert len(leftovers) == 1 and leftovers[0].startswith('.synapse-staging-')
-    # the next export of the same name takes the plain name
+    # the next export of the same name removes the dead run's staging and takes the plain name
     staging = location.staging_dir('exports', 'crashed')
+    assert [Path(i.where).name for i in location.removed_stale] == leftovers
     assert Path(location.publish(staging, 'exports', 'crashed')).name == 'crashed'
+    assert _visible(root / 'exports') == ['crashed']

@@ -42,7 +42,8 @@ class BackendLogger(BaseLogger):
     ``failures`` with its error in ``last_error``; while the backend keeps failing, calls back
     off (up to 30 s apart) and progress is coalesced to its latest value. ``finish()`` and
     ``set_result()`` wait at most ``timeout`` seconds (``$SYNAPSE_JOB_REPORT_TIMEOUT``, default
-    30) for what is still queued; :attr:`problems` then says what was not sent.
+    30) for what is still queued (after one such wait ran out with a call still hanging, later
+    waits take at most a second); :attr:`problems` then says what was not sent.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class BackendLogger(BaseLogger):
         self._busy = False
         self._backoff_until = 0.0
         self._streak = 0
+        self._hung = False
         self._thread: threading.Thread | None = None
 
     # -- the sender thread -------------------------------------------------------------------
@@ -150,6 +152,8 @@ class BackendLogger(BaseLogger):
     def _wait(self, timeout: float | None = None) -> bool:
         """Send everything queued now; wait up to ``timeout`` s. ``False`` if some is left."""
         limit = self.timeout if timeout is None else timeout
+        if self._hung:  # it did not answer last time: do not make the user wait twice
+            limit = min(limit, 1.0)
         deadline = time.monotonic() + limit
         self._ensure_sender()
         with self._cond:
@@ -162,6 +166,7 @@ class BackendLogger(BaseLogger):
                 self._cond.wait(timeout=min(remaining, 0.2))
             self._flush_now = False
             done = not (self._patch or self._rows or self._busy)
+            self._hung = self._busy and not done
             self.unsent = {}
             if not done:
                 self.unsent = {

@@ -174,8 +174,10 @@ class Orchestrator(Generic[C]):
             ctx.current_step = step.name
             ctx._progress_callback = self._inside(base, share)
             failure: BaseException | None = None
+            started = False
             try:
-                guard.arm()
+                guard.arm()  # raises at once for a signal that came between steps
+                started = True
                 if step.can_skip(ctx):
                     result = StepResult(success=True, skipped=True)
                 else:
@@ -192,7 +194,8 @@ class Orchestrator(Generic[C]):
             finally:
                 ctx._progress_callback = None
             ctx.step_results.append(result)
-            executed.append((step, result))
+            if started:  # a step stopped before it began has nothing to roll back
+                executed.append((step, result))
             if not result.success:
                 self._rollback(executed)
                 ctx.current_step = None
