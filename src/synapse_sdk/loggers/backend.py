@@ -76,12 +76,16 @@ class BackendLogger(BaseLogger):
         self._backoff_until = 0.0
         self._streak = 0
         self._hung = False
+        self._idle_exit = False
         self._thread: threading.Thread | None = None
 
     # -- the sender thread -------------------------------------------------------------------
 
     def _ensure_sender(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        with self._cond:
+            self._idle_exit = False
+            if self._thread is not None and self._thread.is_alive():
+                return
             self._thread = threading.Thread(
                 target=self._sender, name=f'synapse-job-{self.job_id}', daemon=True
             )
@@ -102,6 +106,9 @@ class BackendLogger(BaseLogger):
         while True:
             with self._cond:
                 while not self._due(time.monotonic()):
+                    if self._idle_exit and not (self._patch or self._rows):
+                        self._thread = None  # finished: the next report starts a new sender
+                        return
                     self._cond.wait(timeout=0.2)
                 patch, self._patch = self._patch, {}
                 if self._flush_now or time.monotonic() - self._last_flush >= self.flush_interval:
@@ -222,6 +229,7 @@ class BackendLogger(BaseLogger):
             self._wait()
         except Exception as exc:  # pragma: no cover - defensive: never break the caller
             self._failed(exc)
+        self._release_sender()
 
     def finish(self) -> None:
         super().finish()
@@ -229,6 +237,13 @@ class BackendLogger(BaseLogger):
             self._wait()
         except Exception as exc:  # pragma: no cover - defensive
             self._failed(exc)
+        self._release_sender()
+
+    def _release_sender(self) -> None:
+        """Let the sender thread end once it has nothing left (no idle thread per run)."""
+        with self._cond:
+            self._idle_exit = True
+            self._cond.notify_all()
 
     @property
     def problems(self) -> list[str]:
