@@ -131,10 +131,10 @@ def add(
     ] = True,
     home: HomeOption = None,
 ) -> None:
-    """Register a storage to export to: a local directory (--path) or an S3 bucket
-    (--s3-bucket). Credentials are stored in SYNAPSE_HOME and never printed.
+    """Register a storage: a local directory (--path) or an S3 bucket (--s3-bucket).
 
-    Examples: synapse storage add local --path /data/exports;
+    Credentials are stored in SYNAPSE_HOME and never printed. Examples:
+    synapse storage add local --path /data/exports;
     synapse storage add lake --s3-bucket exports --endpoint http://127.0.0.1:9000
     """
     from synapse_sdk.errors import StorageError
@@ -249,9 +249,11 @@ def clean(
     ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Remove staging directories (and S3 upload prefixes and claims) left by exports that
-    were killed. Those of a process that still runs are never touched; those of a dead one on
-    this machine always go; others only with --older-than."""
+    """Remove what killed exports left behind (staging directories, S3 uploads and claims).
+
+    Leftovers of a process that still runs are never touched; those of a dead one on this
+    machine always go; others (another host, no owner recorded) only with --older-than.
+    """
     from synapse_sdk.errors import ParamsError, SynapseError
     from synapse_sdk.storage import open_storage, validate_rel_path
 
