@@ -276,6 +276,23 @@ class Store:
             )
         return self.get_storage(int(cur.lastrowid or 0))
 
+    def add_storage(
+        self, name: str, provider: str, configuration: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Register a storage under a name no other storage has (compared case-insensitively,
+        in the same write transaction); ``ValueError`` naming the existing one otherwise."""
+        with self.transaction() as conn:
+            for row in conn.execute('SELECT id, name FROM storages ORDER BY id'):
+                if str(row['name']).strip().casefold() == name.strip().casefold():
+                    raise ValueError(
+                        f'a storage named {row["name"]!r} already exists (id {row["id"]})'
+                    )
+            cur = conn.execute(
+                'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
+                [name, provider, _dumps(dict(configuration))],
+            )
+        return self.get_storage(int(cur.lastrowid or 0))
+
     def update_storage(
         self,
         storage_id: int,
