@@ -60,42 +60,53 @@ class WriterSink:
     def write(self, item: ItemContext) -> ExportStatus:
         writer = self.writer
         assert writer is not None
-        data_in = item.data
-        source = data_in if isinstance(data_in, dict) else item.source
+        source = item.data if isinstance(item.data, dict) else item.source
         unit = source.get('data_unit')
         if not isinstance(unit, dict):
             unit = {}
         data = source.get('data')
-        if data is None:
-            data = {}
-        elif not isinstance(data, dict):
+        if isinstance(data, dict):
+            annotations = data.get('annotations')
+            classifications = data.get('classifications')
+        elif data is None:
+            annotations = classifications = None
+        else:
             raise ItemExportError(f'"data" must be an object, got {_kind(data)}')
-        annotations = data.get('annotations')
-        if annotations is None:
+        if not isinstance(annotations, list):
+            if annotations is not None:
+                raise ItemExportError(
+                    f'"data.annotations" must be a list, got {_kind(annotations)}'
+                )
             annotations = []
-        elif not isinstance(annotations, list):
-            raise ItemExportError(f'"data.annotations" must be a list, got {_kind(annotations)}')
-        classifications = data.get('classifications')
-        if classifications is None:
+        if not isinstance(classifications, dict):
+            if classifications is not None:
+                raise ItemExportError(
+                    f'"data.classifications" must be an object, got {_kind(classifications)}'
+                )
             classifications = {}
-        elif not isinstance(classifications, dict):
-            raise ItemExportError(
-                f'"data.classifications" must be an object, got {_kind(classifications)}'
-            )
         split = source.get('split')
-        if not isinstance(split, str) or not split:
+        if not split or not isinstance(split, str):
             split = writer.split_spec.assign(item.id, source.get('category'), self.seed)
         item.split = split
+        width, height = unit.get('width'), unit.get('height')
+        if type(width) is float and width.is_integer():  # 256.0, as some backends send sizes
+            width = int(width)
+        if type(height) is float and height.is_integer():
+            height = int(height)
         fitem = FormatItem(
-            item.id, item.stem, item.ext, split, _dim(unit.get('width')), _dim(unit.get('height')),
-            annotations, classifications, source,
+            item.id, item.stem, item.ext, split, width, height, annotations, classifications,
+            source,
         )  # fmt: skip
+        save_original = self.save_original
+        if not (save_original or (writer.needs_size and not (width and height))):
+            writer.write_item(fitem)  # the common case when originals are not wanted
+            return SUCCESS
         rel = writer.image_relpath(fitem)
         files = item.files
         url = files.get('url') or files.get('path')
-        dest = self.root / rel if rel and self.save_original else None
+        dest = self.root / rel if rel and save_original else None
         fetched = False  # the original was fetched already, to read its size
-        if writer.needs_size and not (fitem.width and fitem.height):
+        if writer.needs_size and not (width and height):
             fitem.width, fitem.height = self._size_from_header(item, url, dest)
             fetched, dest = dest is not None and dest.exists(), None
         try:
@@ -108,7 +119,7 @@ class WriterSink:
             item.original_status = SUCCESS
         elif dest is not None and url:
             self.exporter.download_original(str(url), dest)
-        elif self.save_original and rel and not url:
+        elif save_original and rel and not url:
             item.original_status = ExportStatus.FAILED
             item.original_error = 'the item has no original file'
         return SUCCESS
@@ -148,13 +159,6 @@ class WriterSink:
         self.exporter.wait_for_downloads(cancel=True)
         if self.writer is not None:
             self.writer.abort()
-
-
-def _dim(value: Any) -> Any:
-    """A whole-number float size (``256.0``, as some backends send it) as the int it is."""
-    if type(value) is float and value.is_integer():
-        return int(value)
-    return value
 
 
 def _kind(value: Any) -> str:

@@ -114,49 +114,64 @@ class OutcomeRecorder:
     # -- recording ---------------------------------------------------------------------------
     def item(self, item: ItemContext) -> None:
         """Record ``item`` after its sink call (or its failure)."""
-        self._seen(item.id)
-        ok = item.data_status is SUCCESS
-        listed = self._adopt(self.data_errors, self._mark_data, item)
-        if ok:
+        item_id = item.id
+        self.items += 1
+        if self.first_id is None:
+            self.first_id = item_id
+        self.last_id = item_id
+        listed = None
+        if len(self.data_errors) > self._mark_data:
+            listed = self._adopt(self.data_errors, self._mark_data, item)
+            self._mark_data = len(self.data_errors)
+        if item.data_status is SUCCESS:
+            ok = True
             self.data_success += 1
             self.report.count_item(item.split)
+            if not item.logged & LOGGED_DATA:
+                self.run.log_row('data_file', item_id, item.file_name, SUCCESS, '')
         else:
-            item.data_status = FAILED
-            reason = item.error or listed or 'the data file could not be saved'
-            item.error = reason
-            self.data_failed += 1
-            self.report.fail_item(item.id, item.file_name, reason)
-            if listed is None:
-                self.data_errors.append({'id': item.id, 'file': item.file_name, 'reason': reason})
-            self._fail(item.id, item.file_name, reason)
-        if not item.logged & LOGGED_DATA:
-            self.run.export_log_data_file(
-                item.id, item.file_name, SUCCESS if ok else FAILED, '' if ok else item.error or ''
-            )
+            ok = False
+            self._item_failed(item, listed)
+        if not self.save_original:
+            item.recorded = True
+            if self.journal is not None:
+                self.journal.item_done(item)
+            return
+        listed_original = None
+        if len(self.original_errors) > self._mark_original:
+            listed_original = self._adopt(self.original_errors, self._mark_original, item)
         done = True
         log: tuple[ExportStatus, str] | None = None
-        if self.save_original:
-            listed_original = self._adopt(self.original_errors, self._mark_original, item)
-            with self._lock:
-                item.recorded = True
-                status = item.original_status
-                if status is STAND_BY:
-                    self.in_flight += 1
-                    done = False
-                elif status is None:
-                    if not ok:  # never attempted because the item failed
-                        self.original_failed += 1
-                else:
-                    reason = item.original_error or listed_original or ''
-                    log = self._settle_original(item, status, reason, listed_original is None)
-        else:
+        with self._lock:
             item.recorded = True
-        self._mark_data = len(self.data_errors)
-        self._mark_original = len(self.original_errors)
+            status = item.original_status
+            if status is STAND_BY:
+                self.in_flight += 1
+                done = False
+            elif status is None:
+                if not ok:  # never attempted because the item failed
+                    self.original_failed += 1
+            else:
+                reason = item.original_error or listed_original or ''
+                log = self._settle_original(item, status, reason, listed_original is None)
+            self._mark_original = len(self.original_errors)
         if log is not None:
             self._log_original(item, *log)
         if done and self.journal is not None:
             self.journal.item_done(item)
+
+    def _item_failed(self, item: ItemContext, listed: str | None) -> None:
+        item.data_status = FAILED
+        reason = item.error or listed or 'the data file could not be saved'
+        item.error = reason
+        self.data_failed += 1
+        self.report.fail_item(item.id, item.file_name, reason)
+        if listed is None:
+            self.data_errors.append({'id': item.id, 'file': item.file_name, 'reason': reason})
+        self._mark_data = len(self.data_errors)
+        if not item.logged & LOGGED_DATA:
+            self.run.log_row('data_file', item.id, item.file_name, FAILED, reason)
+        self._fail(item.id, item.file_name, reason)
 
     def original(self, item: ItemContext, status: ExportStatus, reason: str = '') -> None:
         """A background original of ``item`` ended (download worker thread)."""
@@ -182,7 +197,7 @@ class OutcomeRecorder:
         self.report.fail_item(broken.id, broken.file, reason)
         self.data_errors.append({'id': broken.id, 'file': broken.file, 'reason': reason})
         self._mark_data = len(self.data_errors)
-        self.run.export_log_data_file(broken.id, broken.file, FAILED, reason)
+        self.run.log_row('data_file', broken.id, broken.file, FAILED, reason)
         if self.save_original:
             with self._lock:
                 self.original_failed += 1
@@ -210,7 +225,7 @@ class OutcomeRecorder:
         self.expected = self.items
 
     # -- internals ---------------------------------------------------------------------------
-    def _seen(self, item_id: Any) -> None:
+    def _seen(self, item_id: Any) -> None:  # broken records (items inline this)
         self.items += 1
         if self.first_id is None:
             self.first_id = item_id
@@ -251,7 +266,7 @@ class OutcomeRecorder:
 
     def _log_original(self, item: ItemContext, status: ExportStatus, reason: str) -> None:
         if not item.logged & LOGGED_ORIGINAL:
-            self.run.export_log_original_file(item.id, item.file_name, status, reason)
+            self.run.log_row('original_file', item.id, item.file_name, status, reason)
 
     def _fail(self, item_id: Any, file: str | None, reason: str) -> None:
         if self.policy_fails and self.fatal is None:

@@ -30,6 +30,11 @@ class ExporterRunAdapter:
         self._lock = threading.Lock()
         #: Called with ``(kind, item_id)`` for every row (the engine notes rows hooks wrote).
         self.on_row: Callable[[str, Any], None] | None = None
+        # A logger that drops events (NullLogger) needs no rows built for it.
+        cls = type(logger)
+        self._discard = (
+            cls.log_event is BaseLogger.log_event and cls._emit_event is BaseLogger._emit_event
+        )
 
     def log_message(self, message: str, level: str = 'info') -> None:
         self.logger.log_message(message, level)
@@ -52,11 +57,17 @@ class ExporterRunAdapter:
         self._row('data_file', item_id, file_info, status, error)
 
     def _row(self, kind: str, item_id: Any, file_info: Any, status: Any, error: str) -> None:
+        if self.on_row is not None:
+            self.on_row(kind, item_id)
+        self.log_row(kind, item_id, file_info, status, error)
+
+    def log_row(self, kind: str, item_id: Any, file_info: Any, status: Any, error: str) -> None:
+        """Queue one per-file status row (the engine's own rows come straight here)."""
+        if self._discard:
+            return
         value = status.value if type(status) is ExportStatus else ExportStatus(status).value
         row = {'kind': kind, 'item_id': item_id, 'file': file_info, 'status': value,
                'error': error or ''}  # fmt: skip
-        if self.on_row is not None:
-            self.on_row(kind, item_id)
         batch: list[dict[str, Any]] | None = None
         with self._lock:
             self._rows.append(row)
