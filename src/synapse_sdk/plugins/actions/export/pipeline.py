@@ -214,10 +214,10 @@ class ItemPipeline:
                     item = self._item(raw, index, sink)
                     recorder.item(item)
                     ex.current = None
+                    if strict and (report.clamped or report.skipped):
+                        raise ExportError(strict_message(report, item))
                 if recorder.fatal is not None:
                     raise recorder.fatal
-                if strict and (report.clamped or report.skipped):
-                    raise ExportError(strict_message(report, index))
                 if index >= next_progress:
                     next_progress = index + progress_step
                     run.set_progress(index, max(total, index), DATASET_CONVERSION)
@@ -263,9 +263,10 @@ class ItemPipeline:
         return item
 
 
-def strict_message(report: Any, index: int) -> str:
-    """Why a ``strict`` export stops: what was skipped or clamped so far."""
+def strict_message(report: Any, item: ItemContext) -> str:
+    """Why a ``strict`` export stops at ``item``: what was skipped or clamped."""
     parts = [f'{n} annotation(s) skipped: {reason}' for reason, n in sorted(report.skipped.items())]
     if report.clamped:
         parts.append(f'{report.clamped} annotation(s) clamped to the image')
-    return f'strict: stopped at item {index}: ' + '; '.join(parts)
+    where = f'item {item.id} ({item.file_name})'
+    return f'strict: {where}: {"; ".join(parts)}; nothing was published'
