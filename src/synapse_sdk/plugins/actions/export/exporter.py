@@ -33,6 +33,7 @@ from synapse_sdk.plugins.actions.export.item import (
     ItemContext,
     ItemState,
     Sink,
+    item_file_name,
 )
 from synapse_sdk.plugins.actions.export.models import ExportStatus, MetricsRecord
 from synapse_sdk.plugins.actions.export.outcome import (
@@ -303,14 +304,10 @@ class BaseExporter:
 
     def allocate_stem(self, item: dict[str, Any]) -> tuple[str, str]:
         """The unique output ``(stem, ext)`` of an item, from its original file name."""
-        files = item.get('files')
-        name = files.get('file_name_original') if isinstance(files, dict) else None
-        if not name:
-            unit = item.get('data_unit')
-            name = (unit.get('name') if isinstance(unit, dict) else None) or str(item.get('id'))
-        stem, ext, renamed = self._stems.allocate(str(name), fallback=str(item.get('id')))
+        name = item_file_name(item)
+        stem, ext, renamed = self._stems.allocate(name, fallback=str(item.get('id')))
         if renamed:
-            self.report.rename(str(name), f'{stem}{ext}')
+            self.report.rename(name, f'{stem}{ext}')
         return stem, ext
 
     # -- the engine --------------------------------------------------------------------------
@@ -318,12 +315,15 @@ class BaseExporter:
         """The sink items are written to: the template hooks (format exporters: a writer)."""
         return TemplateSink(self)
 
-    def begin_item(self, export_item: dict[str, Any], index: int) -> ItemContext:
-        """The context of one export item: its id and unique output name."""
-        stem, ext = self.allocate_stem(export_item)
+    def begin_item(
+        self, export_item: dict[str, Any], index: int, stem: tuple[str, str] | None = None
+    ) -> ItemContext:
+        """The context of one export item: its id and unique output name (``stem``: planned
+        ahead by a shard driver, see :func:`~.pipeline.plan_stems`)."""
+        name, ext = self.allocate_stem(export_item) if stem is None else stem
         files = export_item.get('files')
         return ItemContext(
-            export_item.get('id'), index, stem, ext, files if isinstance(files, dict) else {},
+            export_item.get('id'), index, name, ext, files if isinstance(files, dict) else {},
             export_item,
         )  # fmt: skip
 
