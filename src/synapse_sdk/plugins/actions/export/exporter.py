@@ -15,8 +15,9 @@ Default layout under the export directory::
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import threading
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
@@ -50,7 +51,6 @@ from synapse_sdk.storage import Downloader, DownloadError, sanitize_url
 
 __all__ = ['BaseExporter', 'ItemContext', 'ItemState', 'dump_json']
 
-DATASET_CONVERSION = 'dataset_conversion'
 #: Warning lines the result lists at most.
 MAX_WARNINGS = 20
 
@@ -130,7 +130,6 @@ class BaseExporter:
         #: Records the outcome of each item of the running pipeline.
         self.recorder: OutcomeRecorder | None = None
         self._stems = StemAllocator()
-        self._lock = threading.Lock()
         self._downloader: Downloader | None = None
         self._made_dirs: set[Path] = set()
 
@@ -210,9 +209,15 @@ class BaseExporter:
     ) -> ExportStatus:
         """Write ``result`` to ``base_path/<stem>.json``; return its status."""
         item = self._require_current()
+        path = os.path.join(base_path, item.stem + '.json')
         try:
-            dump_json(base_path / f'{item.stem}.json', result)
+            data = orjson.dumps(result, option=orjson.OPT_SORT_KEYS, default=str)
+            with open(path, 'wb') as fh:
+                fh.write(data)
         except (TypeError, OSError) as exc:
+            if isinstance(exc, OSError):  # no partial file stays behind
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             error_file_list.append(
                 {'id': item.id, 'file': item.file_name, 'reason': f'could not write JSON: {exc}'}
             )

@@ -52,11 +52,6 @@ class ItemContext:
         """The item's original file name (what error lists and file logs show)."""
         return str(self.files.get('file_name_original') or f'{self.stem}{self.ext}')
 
-    @property
-    def original_handled(self) -> bool:
-        """Whether the item's original was fetched, scheduled or found missing."""
-        return self.original_status is not None
-
 
 def item_file_name(item: dict[str, Any]) -> str:
     """The name an item's output is named after: its original file's, else its data unit's."""
