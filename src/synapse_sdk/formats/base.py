@@ -23,6 +23,7 @@ raises, so the export fails and nothing is published.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from abc import ABC, abstractmethod
@@ -335,10 +336,8 @@ def write_file_atomic(path: Path, data: bytes, item: FormatItem | None = None) -
             fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise write_error(exc, path.name, item) from exc
 
 

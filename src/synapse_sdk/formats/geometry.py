@@ -237,9 +237,9 @@ def clamp_box(
     x2, y2 = x + w, y + h
     if x >= 0.0 and y >= 0.0 and x2 <= width and y2 <= height:
         return [x, y, w, h], False
-    if tolerance and -tolerance <= min(x, y) and x2 <= width + tolerance:
-        if y2 <= height + tolerance:
-            return [x, y, w, h], False
+    tol = tolerance
+    if tol and -tol <= min(x, y) and x2 <= width + tol and y2 <= height + tol:
+        return [x, y, w, h], False
     x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
     out = [x1, y1, max(cx2 - x1, 0.0), max(cy2 - y1, 0.0)]
@@ -393,7 +393,10 @@ def _check_runs(runs: Sequence[int], pixels: int) -> None:
 def _rle(rle: dict[str, Any]) -> dict[str, Any]:
     """The form pycocotools takes (bytes counts) of a checked RLE."""
     counts = rle['counts']
-    return {'size': rle['size'], 'counts': counts.encode('ascii') if isinstance(counts, str) else counts}
+    return {
+        'size': rle['size'],
+        'counts': counts.encode('ascii') if isinstance(counts, str) else counts,
+    }
 
 
 def rle_compress(rle: dict[str, Any]) -> dict[str, Any]:
