@@ -329,7 +329,7 @@ def write_error(exc: OSError, what: str, item: FormatItem | None) -> ItemExportE
 def write_file_atomic(path: Path, data: bytes, item: FormatItem | None = None) -> None:
     """Write ``data`` to ``path`` via a temporary name and a rename: after a failure (a full
     disk) neither a partial file nor the temporary is left, and :class:`ItemExportError` is
-    raised naming the item."""
+    raised naming the item (the ``OSError`` itself when no item is given: a summary file)."""
     tmp = path.with_name(f'.{path.name}.part')
     try:
         with open(tmp, 'wb') as fh:
@@ -338,6 +338,8 @@ def write_file_atomic(path: Path, data: bytes, item: FormatItem | None = None) -
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if item is None:
+            raise
         raise write_error(exc, path.name, item) from exc
 
 
