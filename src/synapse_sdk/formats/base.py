@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synapse_sdk.errors import ItemExportError, ParamsError
@@ -238,6 +239,17 @@ class FormatWriter(ABC):
         return parse_options(cls.Options, dict(options or {})).model_dump()
 
     # --- helpers for subclasses ----------------------------------------------------------
+    def write_project_json(self) -> None:
+        """``project.json`` at the root (CONTRACTS #2): ``{"title", "configuration"}``, the
+        project's configuration verbatim (class order, unused classes, keypoint names kept)."""
+        project = self.project or {}
+        configuration = project.get('configuration')
+        if not isinstance(configuration, dict):
+            configuration = self.class_map.configuration
+        data = {'title': project.get('title'), 'configuration': configuration}
+        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b'\n'
+        write_file_atomic(self.root / 'project.json', text)
+
     def require_size(self, item: FormatItem) -> tuple[int, int]:
         """``(width, height)`` as positive ints; a whole-number float (``256.0``) is accepted."""
         w, h = _pixels(item.width), _pixels(item.height)

@@ -470,3 +470,22 @@ def mask_pixel_corners(rle: dict[str, Any]) -> np.ndarray:
     pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
     offsets = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
     return (pts[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
+
+
+def check_numbers(ann: dict[str, Any], image_size: tuple[int, int] | None = None) -> None:
+    """Check every number of an annotation that is there (``bbox``, ``rotation``, ``area``,
+    ``points``, ``keypoints``, ``mask``): formats that write the document as it is (dm, CSV)
+    must still never write NaN, inf, a string where a number belongs, or an invalid mask."""
+    bbox = ann.get('bbox')
+    if bbox is not None and bbox != []:
+        box4(bbox)
+    if ann.get('rotation') is not None:
+        finite(ann['rotation'], 'rotation')
+    if ann.get('area') is not None and finite(ann['area'], 'area') < 0:
+        raise Unsupported('area is not a finite number')
+    if ann.get('points') is not None:
+        points2(ann['points'])
+    if ann.get('keypoints') is not None:
+        keypoints3(ann['keypoints'])
+    if ann.get('mask') is not None:
+        check_mask(ann['mask'], image_size)

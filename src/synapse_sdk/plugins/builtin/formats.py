@@ -58,7 +58,11 @@ class FormatExporter(BaseExporter):
         self._seed = int(options.get('seed', 0))
         writer_cls = get_writer(self.format_name)
         self.writer = writer_cls(
-            unique_export_path, ClassMap.from_configuration(configuration), options, self.report
+            unique_export_path,
+            ClassMap.from_configuration(configuration),
+            options,
+            self.report,
+            project=project if isinstance(project, dict) else None,
         )
         self.writer.start()
         return {}
