@@ -8,21 +8,65 @@ from array import array
 from hashlib import blake2b
 from pathlib import PurePosixPath, PureWindowsPath
 
+from pathvalidate import sanitize_filename
+
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+
+#: Bytes a file name may have on every common filesystem (ext4, APFS, NTFS count 255).
+MAX_NAME_BYTES = 255
+#: Bytes kept of a stem: room for the allocator's ``_<n>`` suffix, an extension (at most ten
+#: characters) and the names writers derive from a stem (``.<stem>.json.part``), all within
+#: :data:`MAX_NAME_BYTES`.
+STEM_BYTES = 200
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    data = text.encode('utf-8', 'surrogatepass')
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode('utf-8', 'ignore')
+
+
+_SURROGATE = re.compile('[\ud800-\udfff]')
+_SIMPLE = re.compile(r'[A-Za-z0-9_\-+()\[\],@#&=~!$%^\' .]+')
+_RESERVED = re.compile(
+    r'(?i)(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(\.|$)'
+)
 
 
 def safe_basename(name: str, fallback: str = 'item') -> str:
-    """Reduce ``name`` to a safe file basename; unicode letters stay intact.
+    """Reduce ``name`` to a file basename that is safe on Linux, macOS and Windows.
 
-    Directory parts (either separator) are dropped, control and reserved characters become
-    ``_``, and names that are empty or only dots become ``fallback``.
+    Directory parts (either separator) are dropped; control and reserved characters become
+    ``_``; leading/trailing spaces and dots are dropped (Windows drops trailing ones itself);
+    a Windows device name (``CON``, ``nul.txt``, ``COM1`` ...) gets a ``_`` (``pathvalidate``
+    does that part); the stem is cut to :data:`STEM_BYTES` UTF-8 bytes (not characters: a CJK
+    name keeps its item) on a character boundary. Unicode letters stay intact; a name that is
+    empty or only dots becomes ``fallback``.
     """
-    name = unicodedata.normalize('NFC', str(name))
+    name = str(name)
+    if (
+        len(name) <= STEM_BYTES
+        and _SIMPLE.fullmatch(name)
+        and name[0] not in ' .'
+        and name[-1] not in ' .'
+        and not _RESERVED.match(name)
+    ):
+        return name  # the common case: already safe
+    # lone surrogates cannot be in a name on disk
+    name = _SURROGATE.sub('\ufffd', name)
+    name = unicodedata.normalize('NFC', name)
     name = PureWindowsPath(PurePosixPath(name.replace('\\', '/')).name).name
-    name = _UNSAFE.sub('_', name).strip().strip('.')
-    if not name or set(name) <= {'.', ' '}:
+    name = _UNSAFE.sub('_', name).strip(' .')
+    if not name:
         return fallback
-    return name[:200]
+    stem, ext = split_ext(name)
+    stem = _cut_bytes(stem, STEM_BYTES).rstrip(' .') or fallback
+    name = f'{stem}{ext}'
+    if _RESERVED.match(name):
+        name = sanitize_filename(name, replacement_text='_', platform='universal')
+    return name or fallback
 
 
 def split_ext(name: str) -> tuple[str, str]:
