@@ -63,10 +63,17 @@ class _SplitFile:
     def __init__(self, path: Path, spool_dir: Path, header: bytes) -> None:
         self.path = path
         self.out = AppendStream(path)
-        # Anonymous: removed by the OS even if the process dies; closed by finish/abort.
-        spool = tempfile.TemporaryFile(dir=spool_dir, prefix='.coco-spool-', buffering=0)  # noqa: SIM115
-        self.spool = AppendStream(fh=spool)
-        self.out.write(header)
+        try:
+            # Anonymous: removed by the OS even if the process dies; closed by finish/abort.
+            spool = tempfile.TemporaryFile(dir=spool_dir, prefix='.coco-spool-', buffering=0)  # noqa: SIM115
+            self.spool = AppendStream(fh=spool)
+            self.out.write(header)
+        except OSError:
+            self.out.close()
+            if hasattr(self, 'spool'):
+                self.spool.close()
+            path.unlink(missing_ok=True)
+            raise
         self.images = 0
         self.annotations = 0
 
@@ -184,9 +191,12 @@ class CocoWriter(FormatWriter):
         self._next_ann_id += len(converted)
         self._image_ids.add(image_id)
         self._max_image_id = max(self._max_image_id, image_id)
-        targets = [(self._file('instances', item.split), instances)]
-        if self._has_keypoints:
-            targets.append((self._file('person_keypoints', item.split), keypoints))
+        try:
+            targets = [(self._file('instances', item.split), instances)]
+            if self._has_keypoints:
+                targets.append((self._file('person_keypoints', item.split), keypoints))
+        except OSError as exc:
+            raise write_error(exc, f'annotations for split {item.split}', item) from exc
         self._write(item, image_line, targets)
         log.apply(self.report)
 
