@@ -62,14 +62,23 @@ __all__ = [
 ]
 
 
-def categories_to_coco(class_map: ClassMap, start: int = 1) -> list[dict[str, Any]]:
-    """One category per configured class, in configured order, with :func:`category_ids`."""
+def categories_to_coco(
+    class_map: ClassMap, start: int = 1, *, keypoints_file: bool = False
+) -> list[dict[str, Any]]:
+    """One category per configured class, in configured order, with :func:`category_ids`.
+
+    Keypoint classes carry ``keypoints`` (names) and ``skeleton``; in a ``person_keypoints``
+    file (``keypoints_file``) every category does, empty for the others, as COCO readers such as
+    Datumaro require there."""
     out = []
     for info, cat_id in zip(class_map, category_ids(class_map, start), strict=True):
         cat: dict[str, Any] = {'id': cat_id, 'name': info.name, 'supercategory': ''}
         if info.keypoints is not None:
             cat['keypoints'] = list(info.keypoints['names'])
             cat['skeleton'] = [[a + 1, b + 1] for a, b in info.keypoints['skeleton']]
+        elif keypoints_file:
+            cat['keypoints'] = []
+            cat['skeleton'] = []
         out.append(cat)
     return out
 

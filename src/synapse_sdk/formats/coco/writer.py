@@ -132,18 +132,23 @@ class CocoWriter(FormatWriter):
         self._next_ann_id = 1
         self._has_keypoints = any(c.keypoints is not None for c in self.class_map)
         (self.root / 'annotations').mkdir(parents=True, exist_ok=True)
-        categories = orjson.dumps(categories_to_coco(self.class_map, start), option=_DUMP)
         info = orjson.dumps(INFO, option=_DUMP)
-        self._header = b'{"info":%b,\n"licenses":[],\n"categories":%b,\n"images":[' % (
-            info,
-            categories,
-        )
+        self._headers = {
+            kind: b'{"info":%b,\n"licenses":[],\n"categories":%b,\n"images":['
+            % (
+                info,
+                orjson.dumps(
+                    categories_to_coco(self.class_map, start, keypoints_file=kp), option=_DUMP
+                ),
+            )
+            for kind, kp in (('instances', False), ('person_keypoints', True))
+        }
 
     def _file(self, kind: str, split: str) -> _SplitFile:
         f = self._files.get((kind, split))
         if f is None:
             path = self.root / 'annotations' / f'{kind}_{split}.json'
-            f = self._files[(kind, split)] = _SplitFile(path, self.root, self._header)
+            f = self._files[(kind, split)] = _SplitFile(path, self.root, self._headers[kind])
         return f
 
     def image_relpath(self, item: FormatItem) -> str:
