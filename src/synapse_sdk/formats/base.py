@@ -14,8 +14,8 @@ Counting: the writer counts annotations in the report (``count_annotation``, ``s
 report entries for an item are only applied once the item was written, so an item that raises
 :class:`ItemExportError` leaves neither output nor counts behind.
 
-Writes are all or nothing per item: per-item files go through a temporary name and a rename
-(:func:`write_file_atomic`), rows of shared files (COCO, CSV, VOC's image lists) through
+Writes are all or nothing per item: a per-item file is removed again when its write fails
+(:func:`write_file`), rows of shared files (COCO, CSV, VOC's image lists) through
 :class:`AppendStream`, which truncates a file back when an item's write fails part way. So a
 full disk fails the items it hits, cleanly, and a failure in :meth:`FormatWriter.finish`
 raises, so the export fails and nothing is published.
@@ -24,6 +24,7 @@ raises, so the export fails and nothing is published.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 from abc import ABC, abstractmethod
@@ -49,7 +50,7 @@ __all__ = [
     'Unsupported',
     'is_label_only',
     'parse_options',
-    'write_file_atomic',
+    'write_file',
 ]
 
 T = TypeVar('T')
@@ -84,6 +85,7 @@ class ItemLog:
         self.item_id = item_id
         self.annotation_id: Any = None
         self._events: list[tuple[str, str, Any]] = []
+        self._counts: dict[tuple[str, str], int] = {}  # (category, tool) -> exported
 
     def convert(self, what: str) -> None:
         self._events.append(('convert', what, self.annotation_id))
@@ -95,13 +97,15 @@ class ItemLog:
         self._events.append(('skip', reason, annotation_id or self.annotation_id))
 
     def exported(self, category: str, tool: str) -> None:
-        self._events.append(('count', category, tool))
+        key = (category, tool)
+        self._counts[key] = self._counts.get(key, 0) + 1
 
     def apply(self, report: ExportReport) -> None:
+        if self._counts:
+            report.count_annotations(self._counts)
+            self._counts = {}
         for kind, what, extra in self._events:
-            if kind == 'count':
-                report.count_annotation(what, extra)
-            elif kind == 'convert':
+            if kind == 'convert':
                 report.convert(what, self.item_id, extra)
             elif kind == 'clamp':
                 report.clamp(self.item_id, extra)
@@ -282,14 +286,18 @@ class FormatWriter(ABC):
         counted as exported.
         """
         out = []
+        index_of = self.class_map.index
+        counts = log._counts
         for ann in item.annotations:
-            if not isinstance(ann, dict):
+            if type(ann) is not dict and not isinstance(ann, dict):
                 log.annotation_id = None
                 log.skip(f'malformed annotation (a {type(ann).__name__}, not an object)')
                 continue
             log.annotation_id = ann.get('id')
-            index = self.known_class(ann, log)
+            category = ann.get('category')
+            index = index_of(category) if type(category) is str else None
             if index is None:
+                log.skip(f'class {category!r} not in the project configuration')
                 continue
             try:
                 out.append(convert(ann, index))
@@ -299,7 +307,9 @@ class FormatWriter(ABC):
             except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
                 log.skip(f'malformed {annotation_label(ann)} annotation ({type(exc).__name__})')
                 continue
-            log.exported(ann['category'], annotation_label(ann))
+            tool = ann.get('tool')
+            key = (str(category), tool if tool and type(tool) is str else annotation_label(ann))
+            counts[key] = counts.get(key, 0) + 1
         return out
 
 
@@ -338,21 +348,32 @@ def write_error(exc: OSError, what: str, item: FormatItem | None) -> ItemExportE
     )
 
 
-def write_file_atomic(path: Path, data: bytes, item: FormatItem | None = None) -> None:
-    """Write ``data`` to ``path`` via a temporary name and a rename: after a failure (a full
-    disk) neither a partial file nor the temporary is left, and :class:`ItemExportError` is
-    raised naming the item (the ``OSError`` itself when no item is given: a summary file)."""
-    tmp = path.with_name(f'.{path.name}.part')
+def write_file(path: str | os.PathLike[str], data: bytes, item: FormatItem | None = None) -> None:
+    """Write a whole file, all or nothing: after a failed write (a full disk) the file is
+    removed again, so no partial file is left, and :class:`ItemExportError` is raised naming
+    the item (the ``OSError`` itself when no item is given: a summary file).
+
+    One ``open`` and one ``write`` (no temporary name and rename: that doubled the cost of the
+    per-item files, and the staging directory of an export that dies is never published).
+    """
     try:
-        with open(tmp, 'wb') as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        with open(path, 'wb', buffering=0) as fh:
+            view = memoryview(data)
+            while view:
+                n = fh.write(view)
+                if not n:
+                    raise OSError(errno.ENOSPC, 'No space left on device (short write)')
+                view = view[n:]
     except OSError as exc:
         with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+            os.unlink(path)
         if item is None:
             raise
-        raise write_error(exc, path.name, item) from exc
+        raise write_error(exc, os.path.basename(path), item) from exc
+
+
+#: The former name.
+write_file_atomic = write_file
 
 
 class AppendStream:

@@ -23,7 +23,7 @@ from synapse_sdk.formats.base import (
     FormatWriter,
     ItemLog,
     _pixels,
-    write_file_atomic,
+    write_file,
 )
 from synapse_sdk.formats.dm.convert import to_dm_v1
 from synapse_sdk.formats.geometry import check_numbers
@@ -74,7 +74,7 @@ class DmWriter(FormatWriter):
             data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         except (TypeError, ValueError, KeyError) as exc:
             raise ItemExportError(f'dm: cannot write the document: {exc}', item.id) from exc
-        write_file_atomic(self.root / 'json' / f'{item.stem}.json', data + b'\n', item)
+        write_file(self.root / 'json' / f'{item.stem}.json', data + b'\n', item)
         log.apply(self.report)
 
     def finish(self) -> None:

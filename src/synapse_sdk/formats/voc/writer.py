@@ -27,7 +27,7 @@ from synapse_sdk.formats.base import (
     FormatWriter,
     ItemLog,
     write_error,
-    write_file_atomic,
+    write_file,
 )
 from synapse_sdk.formats.voc.convert import annotation_to_voc, labelmap_name, labelmap_text
 
@@ -124,7 +124,7 @@ class VocWriter(FormatWriter):
         )
         text = voc_xml(item.file_name, size[0], size[1], objects)
         path = self.root / 'Annotations' / f'{item.stem}.xml'
-        write_file_atomic(path, text.encode('utf-8'), item)
+        write_file(path, text.encode('utf-8'), item)
         line = f'{item.stem}\n'.encode()
         lists = [item.split] + (['trainval'] if item.split in TRAINVAL else [])
         marks: list[tuple[AppendStream, int]] = []
@@ -149,9 +149,9 @@ class VocWriter(FormatWriter):
                 raise OSError(5, f'ImageSets/Main/{name}.txt: a failed write was not rolled back')
             stream.close()
         names = self.class_map.names
-        write_file_atomic(self.root / 'labelmap.txt', labelmap_text(names).encode('utf-8'))
+        write_file(self.root / 'labelmap.txt', labelmap_text(names).encode('utf-8'))
         labels = ''.join(f'{labelmap_name(name)}\n' for name in names)
-        write_file_atomic(self.root / 'labels.txt', labels.encode('utf-8'))
+        write_file(self.root / 'labels.txt', labels.encode('utf-8'))
 
     def abort(self) -> None:
         for f in getattr(self, '_sets', {}).values():

@@ -58,6 +58,8 @@ TASKS = ('detect', 'segment', 'pose', 'obb', 'classify')
 OBJECT_TASKS = ('detect', 'segment', 'pose', 'obb')
 _TOOLS = ('bounding_box', 'polygon', 'segmentation', 'keypoint')
 
+_PLAIN = frozenset((int, float))
+
 #: Kept for callers of the old name.
 fmt = fmt_fixed
 
@@ -76,6 +78,7 @@ class YoloConverter:
         self.precision = precision
         self.kpt_count = kpt_count
         self.target = f'yolo {task}'
+        self._detect = task == 'detect'
         self._num = f'%.{precision}f'
         self._box_line = '%d' + f' {self._num}' * 4
         self._scale = 10.0**-precision
@@ -92,15 +95,33 @@ class YoloConverter:
         regions in ``segment``); raises :class:`Unsupported` with the reason."""
         tool = ann.get('tool')
         task = self.task
-        if task == 'detect' and tool == 'bounding_box' and not ann.get('iscrowd'):
+        if self._detect and tool == 'bounding_box':
+            # The common case, kept short: an unrotated box of plain numbers inside the image.
+            # Anything else (NaN, a string, a box to clamp) takes the checked path below.
             bbox = ann.get('bbox')
-            if bbox and not ann.get('rotation'):  # the common case, kept short
-                x, y, bw, bh = box4(bbox)
-                if x < 0.0 or y < 0.0 or x + bw > w or y + bh > h:
-                    x, y, bw, bh = self._clamped([x, y, bw, bh], w, h, log)
-                elif bw <= 0.0 or bh <= 0.0:
-                    raise Unsupported('box outside the image or of zero size')
-                return self._box_line % (index, (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h)
+            if type(bbox) is list and len(bbox) == 4:
+                x, y, bw, bh = bbox
+                if (
+                    type(x) in _PLAIN
+                    and type(y) in _PLAIN
+                    and type(bw) in _PLAIN
+                    and type(bh) in _PLAIN
+                    and x >= 0
+                    and y >= 0
+                    and bw > 0
+                    and bh > 0
+                    and x + bw <= w
+                    and y + bh <= h
+                    and not ann.get('rotation')
+                    and not ann.get('iscrowd')
+                ):
+                    return self._box_line % (
+                        index,
+                        (x + bw / 2) / w,
+                        (y + bh / 2) / h,
+                        bw / w,
+                        bh / h,
+                    )
         if tool not in _TOOLS:
             if tool == 'classification' or (tool is None and is_label_only(ann)):
                 raise Unsupported(self._tag)
@@ -166,10 +187,10 @@ class YoloConverter:
 
     def _obb(self, ann: dict[str, Any], tool: str, index: int, w: int, h: int, log: ItemLog) -> str:
         if tool == 'bounding_box':
-            box = box4(ann.get('bbox'))
-            if box[2] <= 0 or box[3] <= 0:
+            bbox = box4(ann.get('bbox'))
+            if bbox[2] <= 0 or bbox[3] <= 0:
                 raise Unsupported('box outside the image or of zero size')
-            corners = rotated_corners(box, _rotation(ann))
+            corners = rotated_corners(bbox, _rotation(ann))
         else:
             if tool == 'polygon':
                 points: Any = points2(ann.get('points'))

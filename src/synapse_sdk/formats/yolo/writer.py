@@ -22,6 +22,7 @@ classes disagree. ``task`` and (pose) ``kpt_names`` are written too, so imports 
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import yaml
@@ -35,7 +36,7 @@ from synapse_sdk.formats.base import (
     ItemLog,
     is_label_only,
     write_error,
-    write_file_atomic,
+    write_file,
 )
 from synapse_sdk.formats.names import safe_basename
 from synapse_sdk.formats.yolo.convert import YoloConverter, flip_index
@@ -83,7 +84,7 @@ class YoloWriter(FormatWriter):
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._items: dict[str, int] = {}  # split -> items written
-        self._made: set[str] = set()
+        self._made: dict[str, str] = {}  # split -> its label folder
         if self.task == 'classify':
             self._class_dirs = _class_dirs(self.class_map.names)
             self._chosen: dict[Any, tuple[int, list[str]] | None] = {}
@@ -163,22 +164,22 @@ class YoloWriter(FormatWriter):
         log = ItemLog(item.id)
         line = self._converter.line
         lines = self.convert_annotations(item, log, lambda ann, index: line(ann, index, w, h, log))
-        self._make(item)
-        data = ''.join([f'{text}\n' for text in lines]).encode('utf-8')
-        write_file_atomic(self.root / 'labels' / item.split / f'{item.stem}.txt', data, item)
+        folder = self._made.get(item.split) or self._make(item)
+        data = ('\n'.join(lines) + '\n').encode() if lines else b''
+        write_file(f'{folder}{item.stem}.txt', data, item)
         self._items[item.split] = self._items.get(item.split, 0) + 1
         log.apply(self.report)
 
-    def _make(self, item: FormatItem) -> None:
+    def _make(self, item: FormatItem) -> str:
+        """Create the split's folders; the label folder as a string ending in a separator."""
         split = item.split
-        if split in self._made:
-            return
         try:
             (self.root / 'images' / split).mkdir(parents=True, exist_ok=True)
             (self.root / 'labels' / split).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise write_error(exc, f'labels/{split}', item) from exc
-        self._made.add(split)
+        folder = self._made[split] = os.path.join(self.root, 'labels', split, '')
+        return folder
 
     # --- summary -----------------------------------------------------------------------------
     def data_yaml(self) -> dict[str, Any]:
