@@ -28,6 +28,7 @@ def _cut_bytes(text: str, limit: int) -> str:
     return data[:limit].decode('utf-8', 'ignore')
 
 
+_ENDS = re.compile(r'^[\s.]+|[\s.]+$')  # whitespace (any) and dots at either end
 _SURROGATE = re.compile('[\ud800-\udfff]')
 _SIMPLE = re.compile(r'[A-Za-z0-9_\-+()\[\],@#&=~!$%^\' .]+')
 _RESERVED = re.compile(
@@ -58,11 +59,11 @@ def safe_basename(name: str, fallback: str = 'item') -> str:
     name = _SURROGATE.sub('\ufffd', name)
     name = unicodedata.normalize('NFC', name)
     name = PureWindowsPath(PurePosixPath(name.replace('\\', '/')).name).name
-    name = _UNSAFE.sub('_', name).strip(' .')
+    name = _ENDS.sub('', _UNSAFE.sub('_', name))
     if not name:
         return fallback
     stem, ext = split_ext(name)
-    stem = _cut_bytes(stem, STEM_BYTES).rstrip(' .') or fallback
+    stem = _ENDS.sub('', _cut_bytes(stem, STEM_BYTES)) or fallback
     name = f'{stem}{ext}'
     if _RESERVED.match(name):
         name = sanitize_filename(name, replacement_text='_', platform='universal')
