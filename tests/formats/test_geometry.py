@@ -281,3 +281,10 @@ def test_annotation_box_unreported() -> None:
     log = ItemLog()
     annotation_box({'tool': 'keypoint', 'bbox': [0, 0, 1, 1]}, log, 'yolo pose', report=False)
     assert log._events == []
+
+
+def test_rle_counts_reads_the_runs() -> None:
+    from synapse_sdk.formats.geometry import rle_counts
+
+    assert rle_counts({'size': [2, 2], 'counts': [1, 2, 1]}) == [1, 2, 1]
+    assert rle_counts(mask_to_rle(np.array([[0, 1], [1, 0]], bool))) == [1, 2, 1]

@@ -390,6 +390,12 @@ def _check_runs(runs: Sequence[int], pixels: int) -> None:
         raise Unsupported('mask counts are invalid (runs do not cover the mask)')
 
 
+def rle_counts(rle: dict[str, Any]) -> list[int]:
+    """Run lengths of a checked RLE (for readers that need them; pycocotools does the rest)."""
+    counts = check_mask(rle)['counts']
+    return _string_runs(counts.encode('ascii'))
+
+
 def _rle(rle: dict[str, Any]) -> dict[str, Any]:
     """The form pycocotools takes (bytes counts) of a checked RLE."""
     counts = rle['counts']
