@@ -47,6 +47,7 @@ BAD = [
     ('csv', {'on_error': 'ignore'}, "extra_params.on_error: got 'ignore'; allowed: 'skip', 'fail'"),
     ('csv', {'seed': 1.5}, 'extra_params.seed'),
     ('coco', {'split': 'train=-1'}, 'extra_params.split'),
+    ('coco', {'split_mode': 'stratifed'}, "extra_params.split_mode: got 'stratifed'"),
 ]
 
 
@@ -61,8 +62,8 @@ def test_bad_values_name_the_key_and_what_is_allowed(
 
 def test_defaults_are_filled_in() -> None:
     assert get_writer('yolo').validate_options({}) == {
-        'split': None, 'seed': 0, 'on_error': 'skip', 'task': 'detect', 'precision': 6,
-        'path': '.',
+        'split': None, 'split_mode': None, 'seed': 0, 'on_error': 'skip', 'task': 'detect',
+        'precision': 6, 'path': '.',
     }  # fmt: skip
 
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from synapse_sdk.errors import ItemExportError, ParamsError
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.report import ExportReport
-from synapse_sdk.formats.split import SplitSpec, parse_split
+from synapse_sdk.formats.split import SPLIT_MODE_HELP, SplitSpec, parse_split, parse_split_mode
 
 __all__ = [
     'AppendStream',
@@ -131,6 +131,7 @@ class CommonOptions(BaseModel):
         description='Split ratios ("train=0.8,val=0.2" or {"train": 0.8, "val": 0.2}) or '
         '"category" (the ground-truth category of each item); default: everything in train',
     )
+    split_mode: str | None = Field(None, description=SPLIT_MODE_HELP)
     seed: int = Field(0, description='Seed of the split assignment (same seed, same splits)')
     on_error: Literal['skip', 'fail'] = Field(
         'skip', description='A failed item is reported and skipped (skip) or fails the run (fail)'
@@ -141,6 +142,11 @@ class CommonOptions(BaseModel):
     def _split(cls, value: Any) -> Any:
         parse_split(value)  # raises ParamsError naming extra_params.split
         return value
+
+    @field_validator('split_mode', mode='before')
+    @classmethod
+    def _split_mode(cls, value: Any) -> Any:
+        return None if value is None else parse_split_mode(value)  # ParamsError names it
 
 
 def _allowed(model: type[BaseModel], key: str) -> str:
