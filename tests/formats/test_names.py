@@ -174,3 +174,14 @@ def test_hostile_names_become_valid_names_everywhere(name: str) -> None:
     assert len(data) <= names.MAX_NAME_BYTES - 40  # room for suffixes and derived names
     assert pathvalidate.is_valid_filename(got, platform='universal'), got
     assert safe_basename(got) == got  # stable: a safe name stays as it is
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab.東/ ')), max_size=16))
+def test_split_ext_follows_pathlib(name: str) -> None:
+    from pathlib import PurePosixPath
+
+    suffix = PurePosixPath(name).suffix if name and not name.endswith('/') else ''
+    suffix = suffix if len(suffix) <= 10 else ''
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    assert split_ext(name) == (stem or 'item', suffix)

@@ -71,11 +71,14 @@ def safe_basename(name: str, fallback: str = 'item') -> str:
 
 
 def split_ext(name: str) -> tuple[str, str]:
-    """``'a.b.jpg'`` -> ``('a.b', '.jpg')``; a name without a dot has no extension."""
-    p = PurePosixPath(name)
-    suffix = p.suffix if len(p.suffix) <= 10 else ''
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    return (stem or 'item', suffix)
+    """``'a.b.jpg'`` -> ``('a.b', '.jpg')``; a name without a dot has no extension, nor has a
+    leading-dot name (``.hidden``) or a suffix longer than ten characters (pathlib's rule on
+    the basename, without building a path)."""
+    base = name[name.rfind('/') + 1 :]
+    i = base.rfind('.')
+    if 0 < i < len(base) - 1 and len(base) - i <= 10:
+        return (name[: len(name) - (len(base) - i)] or 'item', base[i:])
+    return (name or 'item', '')
 
 
 class StemAllocator:

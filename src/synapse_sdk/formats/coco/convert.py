@@ -50,6 +50,12 @@ from synapse_sdk.formats.geometry import (
 )
 
 _TOOLS = ('bounding_box', 'polygon', 'segmentation', 'keypoint')
+_GEOMETRY = {
+    'bounding_box': 'bbox',
+    'polygon': 'points',
+    'segmentation': 'mask',
+    'keypoint': 'keypoints',
+}
 
 __all__ = [
     'annotation_to_coco',
@@ -132,7 +138,11 @@ def annotation_to_coco(
     tool = ann.get('tool')
     w, h = image_size
     out: dict[str, Any] = {'category_id': category_id, 'iscrowd': 1 if ann.get('iscrowd') else 0}
-    if tool == 'classification' or ((tool in _TOOLS or tool is None) and is_label_only(ann)):
+    if tool == 'classification' or (
+        not ann.get(_GEOMETRY.get(tool, 'bbox'))
+        and (tool in _TOOLS or tool is None)
+        and is_label_only(ann)
+    ):
         raise Unsupported('image-level label: coco has only objects')
     if tool == 'bounding_box':
         x, y, bw, bh = box4(ann.get('bbox'))

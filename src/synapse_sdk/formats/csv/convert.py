@@ -55,6 +55,11 @@ _JSON = orjson.OPT_SORT_KEYS
 def _num(value: Any) -> str:
     if value is None:
         return ''
+    t = type(value)
+    if t is float:
+        return repr(value)
+    if t is int:
+        return str(value)
     if isinstance(value, bool):
         raise TypeError('boolean where a number is expected')
     return repr(float(value)) if isinstance(value, float) else str(int(value))
@@ -69,48 +74,55 @@ def _size(value: Any) -> str:
 
 
 def _item_cells(item: dict[str, Any]) -> list[str]:
-    return [
-        str(item['item_id']),
-        item['file'],
-        item.get('file_name_original') or '',
-        item['split'],
-        _size(item.get('width')),
-        _size(item.get('height')),
-    ]
+    """The leading cells of an item's rows (computed once per item, see :func:`item_info`)."""
+    cells = item.get('_cells')
+    if cells is None:
+        cells = item['_cells'] = [
+            str(item['item_id']),
+            item['file'],
+            item.get('file_name_original') or '',
+            item['split'],
+            _size(item.get('width')),
+            _size(item.get('height')),
+        ]
+        item['_classifications'] = _json(item.get('classifications') or {})
+        w, h = item.get('width'), item.get('height')
+        item['_size'] = (w, h) if w and h else None
+    return cells
 
 
 def empty_row(item: dict[str, Any]) -> list[str]:
     """Row of an image without annotations. ``item``: item_id, file, file_name_original,
     split, width, height, classifications."""
-    return [
-        *_item_cells(item),
-        *[''] * (len(COLUMNS) - 7),
-        _json(item.get('classifications') or {}),
-    ]
+    cells = _item_cells(item)
+    return [*cells, *[''] * (len(COLUMNS) - 7), item['_classifications']]
 
 
 def annotation_to_row(ann: dict[str, Any], item: dict[str, Any]) -> list[str]:
     """The row of one annotation; raises ``Unsupported`` for a number or mask that is not
     valid (see :func:`~synapse_sdk.formats.geometry.check_numbers`)."""
-    size = (item['width'], item['height']) if item.get('width') and item.get('height') else None
-    check_numbers(ann, size)
+    cells = _item_cells(item)
+    check_numbers(ann, item['_size'])
     bbox = ann.get('bbox')
-    box = [_num(v) for v in bbox[:4]] if bbox else ['', '', '', '']
+    attributes = ann.get('attributes')
     return [
-        *_item_cells(item),
+        *cells,
         str(ann.get('id') or ''),
         str(ann['category']),
         str(ann.get('tool') or ''),
-        *box,
+        *([_num(bbox[0]), _num(bbox[1]), _num(bbox[2]), _num(bbox[3])] if bbox else _NO_BOX),
         _num(ann.get('rotation')),
         _num(ann.get('area')),
         '1' if ann.get('iscrowd') else '0',
         _json(ann.get('points')),
         _json(ann.get('keypoints')),
         _json(ann.get('mask')),
-        _json(ann.get('attributes') or {}),
-        _json(item.get('classifications') or {}),
+        _json(attributes) if attributes else '{}',
+        item['_classifications'],
     ]
+
+
+_NO_BOX = ('', '', '', '')
 
 
 def _float(text: str) -> float | int:
