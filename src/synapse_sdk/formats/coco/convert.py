@@ -139,7 +139,7 @@ def annotation_to_coco(
     w, h = image_size
     out: dict[str, Any] = {'category_id': category_id, 'iscrowd': 1 if ann.get('iscrowd') else 0}
     if tool == 'classification' or (
-        not ann.get(_GEOMETRY.get(tool, 'bbox'))
+        not ann.get(_GEOMETRY.get(str(tool), 'bbox'))
         and (tool in _TOOLS or tool is None)
         and is_label_only(ann)
     ):
