@@ -52,7 +52,11 @@ class WriterSink:
         self.root = root
         writer_cls = get_writer(ex.format_name)
         self.writer = writer_cls(
-            root, ClassMap.from_configuration(configuration), options, ex.report
+            root,
+            ClassMap.from_configuration(configuration),
+            options,
+            ex.report,
+            project=project if isinstance(project, dict) else None,
         )
         ex.writer = self.writer
         self.writer.start()
