@@ -47,6 +47,11 @@ class ImportReport:
         if n:
             self.skipped[(what, reason)] += n
 
+    def update(self, other: ImportReport) -> None:
+        """Add ``other``'s counts (what a reader found before its images were iterated)."""
+        self.read.update(other.read)
+        self.skipped.update(other.skipped)
+
     def clear(self) -> None:
         self.read.clear()
         self.skipped.clear()
