@@ -89,6 +89,7 @@ def import_dataset(
                 if rows.pending >= batch:
                     rows.flush()
             rows.flush()
+            rows.set_configuration(dataset.configuration)  # classes found while reading
     except BaseException:
         stage.discard()  # the rows rolled back; their files never reached media/
         raise

@@ -523,6 +523,13 @@ class ImportRows:
         """Data units added so far (flushed or not)."""
         return self._events
 
+    def set_configuration(self, configuration: Mapping[str, Any]) -> None:
+        """Replace the project's configuration (a reader may find classes while it reads)."""
+        self.conn.execute(
+            'UPDATE projects SET configuration = ? WHERE id = ?',
+            [_dumps(dict(configuration)), self.project],
+        )
+
 
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:

@@ -148,6 +148,19 @@ def _finite(values: Any, n: int | None = None) -> list[float] | None:
     return out if math.isfinite(sum(out)) else None  # an inf or nan anywhere makes the sum so
 
 
+def _is_box_polygon(seg: list[Any], box: list[float] | None) -> bool:
+    """``seg`` is the four corners of ``box``: how writers give a box the segmentation that
+    pycocotools' ``annToMask`` needs. Such an annotation is a box, not a polygon."""
+    if box is None or len(seg) != 1:
+        return False
+    values = _finite(seg[0], 8)
+    if values is None:
+        return False
+    x, y, w, h = box
+    corners = {(values[i], values[i + 1]) for i in range(0, 8, 2)}
+    return corners == {(x, y), (x + w, y), (x + w, y + h), (x, y + h)}
+
+
 class Skip(Exception):
     """An annotation (or part of one) that cannot be read; the message is the reason."""
 
@@ -199,6 +212,10 @@ def coco_annotation_to_documents(
         if pixels > 0:
             out.append({**base, 'id': ann_id + suffix, 'tool': 'segmentation', 'mask': rle,
                         'bbox': rle_bbox(rle), 'area': pixels})  # fmt: skip
+    elif isinstance(seg, list) and seg and box is not None and _is_box_polygon(seg, box):
+        if not out:  # a box written with its corners as segmentation (pycocotools needs one)
+            out.append({**base, 'id': ann_id, 'tool': 'bounding_box', 'bbox': box,
+                        'area': box[2] * box[3]})  # fmt: skip
     elif isinstance(seg, list) and seg:
         parts = []
         for poly in seg:
@@ -225,9 +242,9 @@ def _tool(coco: dict[str, Any]) -> str:
         return 'keypoint'
     if isinstance(seg, dict):
         return 'segmentation'
-    if isinstance(seg, list) and seg:
-        return 'polygon'
     box = coco.get('bbox')
+    if isinstance(seg, list) and seg and not _is_box_polygon(seg, _finite(box, 4)):
+        return 'polygon'
     return 'bounding_box' if box and any(box) else 'classification'
 
 
