@@ -74,11 +74,16 @@ def input_error(path: Path | str, message: str) -> ParamsError:
 
 
 def find_image(directory: Path, stem: str) -> Path | None:
-    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case)."""
+    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case), resolved;
+    a symlink leading out of ``directory`` is not a match."""
+    if '/' in stem or '\\' in stem or stem in ('', '.', '..'):
+        return None
     for ext in IMAGE_EXTS:
-        for candidate in (directory / f'{stem}{ext}', directory / f'{stem}{ext.upper()}'):
-            if candidate.is_file():
-                return candidate
+        for name in (f'{stem}{ext}', f'{stem}{ext.upper()}'):
+            if (directory / name).is_file():
+                found, _ = resolve_inside(directory, name)
+                if found is not None:
+                    return found
     return None
 
 
