@@ -125,7 +125,7 @@ def _object(el: ET.Element, ann_id: str) -> dict[str, Any]:
             key = _text(attr, 'name')
             if key:
                 value = attr.find('value')
-                listed[key] = value.text if value is not None else None
+                listed[key] = (value.text or '') if value is not None else None
     if _exact(el, listed):
         attrs = {k: parse_attribute_value(v) for k, v in listed.items()}
     else:
@@ -302,7 +302,7 @@ def _read_root(
             if (folder / f'{stem}.png').is_file():
                 report.skip('segmentation mask', f'{folder.name}/ PNGs are not imported')
         if xml is None:
-            item = _negative(stem, image_dir, report)
+            item = _negative(stem, image_dir, stem in splits, report)
         else:
             item = _read(xml, image_dir, known, report)
         if item is None:
@@ -321,21 +321,34 @@ def _read_root(
         yield item
 
 
-def _negative(stem: str, image_dir: Path, report: ImportReport) -> ImportedImage | None:
-    image = find_image(image_dir, stem) if image_dir.is_dir() else None
-    found, reason = (None, NOT_FOUND) if image is None else resolve_inside(image_dir, image.name)
+def _negative(
+    stem: str, image_dir: Path, listed: bool, report: ImportReport
+) -> ImportedImage | None:
+    name = next(
+        (p.name for p in sorted(image_dir.glob(f'{_glob_escape(stem)}.*'))
+         if p.suffix.lower() in IMAGE_EXTS),
+        None,
+    ) if image_dir.is_dir() else None  # fmt: skip
+    if name is None:
+        report.skip('image', 'listed in ImageSets/Main but has no XML and no image file')
+        return None
+    found, reason = resolve_inside(image_dir, name)
     if found is None:
-        report.skip('image', f'listed in ImageSets but no XML and no image ({reason})')
+        report.skip('image file', reason or NOT_FOUND)
         return None
     size = image_size(found)
     report.count('image files')
     report.count('images without annotation file')
     return ImportedImage(
-        file_name=found.name,
+        file_name=name,
         path=found,
         width=size[0] if size else None,
         height=size[1] if size else None,
     )
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r'([*?\[])', r'[\1]', text)
 
 
 def _read(
