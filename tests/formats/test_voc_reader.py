@@ -171,7 +171,7 @@ def test_filename_must_stay_inside_jpegimages(tmp_path: Path, filename: str, rea
     dataset = read_dataset(root)
     (image,) = list(dataset.images)  # link.jpg itself is no sample: it leads out
     assert image.path is None
-    expected = Counter({f'image file: {reason}': 1, 'image file: ' + OUTSIDE: 1})
+    expected = Counter([f'image file: {reason}', f'image file: {OUTSIDE}'])
     assert dataset.report.as_dict()['skipped'] == expected
 
 
