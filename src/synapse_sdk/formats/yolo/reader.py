@@ -21,6 +21,7 @@ is skipped and counted.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -328,6 +329,8 @@ def _read_image(
             fields = line.split()
             index = int(fields[0])
             values = [float(v) for v in fields[1:]]
+            if not math.isfinite(sum(values)):
+                raise ValueError('a value is not a finite number')
             if not 0 <= index < len(names):
                 raise ValueError('class index not in names')
             annotations.append(
