@@ -40,7 +40,7 @@ def test_project_json_is_the_schema(tmp_path: Path, fmt: str) -> None:
 def test_a_broken_project_json_is_a_clear_error(tmp_path: Path, fmt: str) -> None:
     export(fmt, tmp_path, make_items())
     (tmp_path / 'project.json').write_text('{"configuration": 3}', encoding='utf-8')
-    with pytest.raises(ParamsError, match='project.json'):
+    with pytest.raises(ParamsError, match=r'project\.json'):
         read_dataset(fmt, tmp_path)
 
 
