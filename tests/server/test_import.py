@@ -274,3 +274,32 @@ def test_import_memory_does_not_grow_with_the_json(tmp_path: Path) -> None:
     print(f'peak RSS {before:.0f} MB -> {after:.0f} MB, json {json_mb:.0f} MB')
     assert after - before < json_mb, (before, after, json_mb)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the parent stayed small too
+
+
+def test_source_ids_reach_the_export_items(tmp_path: Path) -> None:
+    """COCO image ids survive the store and the target handlers (CONTRACTS #1)."""
+    from synapse_sdk.clients import LocalClient
+    from synapse_sdk.plugins.actions.export.handlers import TaskExportTargetHandler
+
+    home = tmp_path / 'home'
+    root = tmp_path / 'src'
+    data = {
+        'categories': [{'id': 7, 'name': 'car'}],
+        'images': [{'id': 42, 'file_name': 'a.jpg', 'width': 4, 'height': 4}],
+        'annotations': [{'id': 1, 'image_id': 42, 'category_id': 7, 'bbox': [1, 1, 2, 2]}],
+    }
+    root.mkdir()
+    (root / 'instances_train.json').write_bytes(orjson.dumps(data))  # fmt: skip
+    done = synapse('data', 'import', 'coco', str(root), home=home)
+    assert done.returncode == 0, done.stderr
+    project = orjson.loads(done.stdout)['project']
+    client = LocalClient(home)
+    try:
+        records, _ = client.get_tasks({'project': project})
+        (item,) = TaskExportTargetHandler().get_export_item(records)
+        assert item['data_unit']['source_id'] == 42
+        classes = client.get_project(project)['configuration']['classes']
+        assert classes == [{'name': 'car', 'tool': 'bounding_box', 'attributes': [],
+                            'source_id': 7}]  # fmt: skip
+    finally:
+        client.close()
