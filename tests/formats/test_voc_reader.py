@@ -184,3 +184,12 @@ def test_segmentation_pngs_are_counted_as_not_imported(tmp_path: Path) -> None:
         'image file: file not found': 1,
         'segmentation mask: SegmentationObject/ PNGs are not imported': 1,
     }
+
+
+def test_labelmap_names_escaped_by_our_writer_come_back(tmp_path: Path) -> None:
+    voc(tmp_path, 'a', obj('a:b'))
+    (tmp_path / 'labelmap.txt').write_text('# label:color_rgb:parts:actions\na%3Ab:::\n', 'utf-8')
+    dataset = read_dataset(tmp_path)
+    list(dataset.images)
+    assert [c['name'] for c in dataset.configuration['classes']] == ['a:b']
+    assert 'classes not in the class list (added)' not in dataset.report.as_dict()['read']

@@ -28,6 +28,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -196,7 +197,7 @@ def _labelmap(path: Path) -> tuple[list[str], dict[str, list[str]]]:
         if not line.strip() or line.lstrip().startswith('#'):
             continue
         fields = line.split(':')
-        name = fields[0].strip()
+        name = unquote(fields[0].strip())  # our writer percent-escapes ':' and line breaks
         if not name:
             raise input_error(path, f'line {n}: no label name')
         color = fields[1].strip() if len(fields) > 1 else ''
@@ -215,7 +216,8 @@ def _declared(roots: list[Path]) -> tuple[list[str], dict[str, list[str]]] | Non
     for root in roots:
         if (root / 'labels.txt').is_file():
             text = (root / 'labels.txt').read_text(encoding='utf-8')
-            names = [line.split(':')[0].strip() for line in text.splitlines() if line.strip()]
+            names = [unquote(line.split(':')[0].strip()) for line in text.splitlines()
+                     if line.strip()]  # fmt: skip
             return [n for n in names if not n.startswith('#')], {}
     return None
 
