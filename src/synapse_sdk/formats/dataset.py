@@ -2,10 +2,14 @@
 
 Readers in ``formats/<fmt>/reader.py`` parse files into these; ``server.store`` loads them.
 Annotations are documents of DESIGN section 3 (``id``, ``category``, ``tool``, ``bbox`` ...).
+
+Every reader counts what it read and what it could not, per reason, in the dataset's
+:class:`ImportReport`: nothing a dataset holds is dropped without a count.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +27,41 @@ class ImportedImage:
     split: str | None = None  # 'train' | 'validation' | 'test' when the source says
 
 
+class ImportReport:
+    """Counts of what a reader read (``read``) and could not (``skipped``, by reason).
+
+    ``skipped`` keys are ``(what, reason)``: ``what`` names the thing not imported (``image``,
+    ``image file``, ``annotation``, ``file``), ``reason`` says why, in a few words.
+    """
+
+    def __init__(self) -> None:
+        self.read: Counter[str] = Counter()
+        self.skipped: Counter[tuple[str, str]] = Counter()
+
+    def count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.read[what] += n
+
+    def skip(self, what: str, reason: str, n: int = 1) -> None:
+        if n:
+            self.skipped[(what, reason)] += n
+
+    def clear(self) -> None:
+        self.read.clear()
+        self.skipped.clear()
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"read": {what: n}, "skipped": {"what: reason": n}}`` (sorted, JSON-ready)."""
+        return {
+            'read': dict(sorted(self.read.items())),
+            'skipped': {f'{w}: {r}': n for (w, r), n in sorted(self.skipped.items())},
+        }
+
+
 @dataclass
 class ImportedDataset:
     # Project configuration in DESIGN form: {"classes": [...], "keypoints": {...}, ...}
     configuration: dict[str, Any]
     images: Iterable[ImportedImage]
     title: str = 'Imported dataset'
+    report: ImportReport = field(default_factory=ImportReport)
