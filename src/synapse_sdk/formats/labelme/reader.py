@@ -75,6 +75,24 @@ def _groups(shapes: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[l
     return others, list(groups.values())
 
 
+def _project_configuration(root: Path) -> dict[str, Any] | None:
+    """The configuration of our export's ``project.json`` (classes, tools, keypoint names)."""
+    path = root / 'project.json'
+    if not path.is_file():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise input_error(path, f'not a readable JSON file ({exc})') from exc
+    conf = data.get('configuration') if isinstance(data, dict) else None
+    classes = conf.get('classes') if isinstance(conf, dict) else None
+    if not isinstance(classes, list) or not all(
+        isinstance(c, dict) and isinstance(c.get('name'), str) for c in classes
+    ):
+        raise input_error(path, '"configuration.classes" must be a list of {"name": ...}')
+    return dict(conf)
+
+
 def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     path = Path(path)
     if path.is_file():

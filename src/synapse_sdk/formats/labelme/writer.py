@@ -4,6 +4,8 @@
                                  imageWidth (the tool's keys, in its order, indent 2)
     <split>/<stem><ext>          the original, when saved (``imagePath`` is its bare name)
     labels.txt                   the class map, one name per line (``labelme --labels``)
+    project.json                 {"title", "configuration"}: the class list with tools,
+                                 attributes and keypoint names, read back by the importer
 
 Each split folder opens as is in labelme. ``imageData`` is ``null`` unless the option
 ``embed_images`` is set: then :meth:`LabelmeWriter.finish`, which runs after every original is
@@ -124,6 +126,12 @@ class LabelmeWriter(FormatWriter):
     def finish(self) -> None:
         labels = ''.join(f'{name}\n' for name in self.class_map.names)
         (self.root / 'labels.txt').write_text(labels, encoding='utf-8', newline='\n')
+        project = getattr(self, 'project', None) or {}
+        schema = {
+            'title': project.get('title'),
+            'configuration': project.get('configuration') or self.class_map.to_configuration(),
+        }
+        (self.root / 'project.json').write_text(dump_json(schema), encoding='utf-8', newline='\n')
         if self._pending is None:
             return
         self._pending.seek(0)

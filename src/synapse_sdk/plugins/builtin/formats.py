@@ -1,4 +1,5 @@
-"""The built-in format exporters: COCO, YOLO, Pascal VOC, CSV and DM JSON.
+"""The built-in format exporters: COCO, YOLO, Pascal VOC, CSV, DM JSON, CVAT, LabelMe and
+Parquet.
 
 Each is an ordinary template exporter on the public API (what a plugin author could write): it
 drives a streaming :class:`~synapse_sdk.formats.base.FormatWriter`, places original images
@@ -178,9 +179,15 @@ YoloExporter = _exporter('yolo')
 VocExporter = _exporter('voc')
 CsvExporter = _exporter('csv')
 DmExporter = _exporter('dm')
+CvatExporter = _exporter('cvat')
+LabelmeExporter = _exporter('labelme')
+ParquetExporter = _exporter('parquet')
 
 CocoExportAction = _action(CocoExporter)
 YoloExportAction = _action(YoloExporter)
 VocExportAction = _action(VocExporter)
 CsvExportAction = _action(CsvExporter)
 DmExportAction = _action(DmExporter)
+CvatExportAction = _action(CvatExporter)
+LabelmeExportAction = _action(LabelmeExporter)
+ParquetExportAction = _action(ParquetExporter)
