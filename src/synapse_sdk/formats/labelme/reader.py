@@ -85,7 +85,9 @@ def _project_configuration(root: Path) -> dict[str, Any] | None:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise input_error(path, f'not a readable JSON file ({exc})') from exc
     conf = data.get('configuration') if isinstance(data, dict) else None
-    classes = conf.get('classes') if isinstance(conf, dict) else None
+    if not isinstance(conf, dict):
+        raise input_error(path, 'no "configuration" object')
+    classes = conf.get('classes')
     if not isinstance(classes, list) or not all(
         isinstance(c, dict) and isinstance(c.get('name'), str) for c in classes
     ):
