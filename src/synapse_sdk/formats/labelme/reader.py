@@ -45,6 +45,8 @@ _TOOLS = {
     'point': 'keypoint',
 }
 _SKIP_LABELS = ('__ignore__', '_background_')
+#: Files our exports put at the root beside the LabelMe files (not annotation files).
+_OURS = ('project.json', 'export_report.json', 'error_file_list.json')
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -100,7 +102,12 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     if path.is_file():
         root, files = path.parent, [path]
     elif path.is_dir():
-        root, files = path, sorted(p for p in path.rglob('*.json') if p.is_file())
+        root = path
+        files = sorted(
+            p
+            for p in path.rglob('*.json')
+            if p.is_file() and not (p.parent == path and p.name in _OURS)
+        )
     else:
         raise input_error(path, 'no such file or directory')
     if not files:
@@ -148,15 +155,23 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
         raise input_error(
             path, 'no LabelMe JSON files found (objects with "shapes" and "imagePath")'
         )
-    classes = declared + sorted(n for n in tools if n not in declared)
-    keypoints = {}
-    for label, names in kp_names.items():
-        generic = [f'p{i}' for i in range(len(names) + 1, kp_counts[label] + 1)]
-        keypoints[label] = {'names': names + generic, 'skeleton': []}
-    configuration = {
-        'classes': [{'name': n, 'tool': tools.get(n), 'attributes': []} for n in classes],
-        'keypoints': keypoints,
-    }
+    configuration = _project_configuration(root)
+    if configuration is None:
+        classes = declared + sorted(n for n in tools if n not in declared)
+        generated: dict[str, Any] = {}
+        for label, names in kp_names.items():
+            generic = [f'p{i}' for i in range(len(names) + 1, kp_counts[label] + 1)]
+            generated[label] = {'names': names + generic, 'skeleton': []}
+        configuration = {
+            'classes': [{'name': n, 'tool': tools.get(n), 'attributes': []} for n in classes],
+            'keypoints': generated,
+        }
+    else:  # our export: the project's classes, then any label it did not know, sorted
+        known = [c['name'] for c in configuration['classes']]
+        for name in sorted(n for n in tools if n not in known):
+            configuration['classes'].append({'name': name, 'tool': tools[name], 'attributes': []})
+    keypoints: dict[str, Any] = configuration.setdefault('keypoints', {})
+    classes = [c['name'] for c in configuration['classes']]
     report = ImportReport()
     class_names = set(classes)
 
