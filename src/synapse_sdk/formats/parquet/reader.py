@@ -18,6 +18,7 @@ malformed box or category, rows without an ``objects`` column entry.
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import orjson
+from PIL import Image
 
 from synapse_sdk.formats._paths import NOT_FOUND, resolve_inside
 from synapse_sdk.formats._reader import LazyImages, canonical_split, input_error
@@ -156,6 +158,16 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     return ImportedDataset(configuration, LazyImages(produce), title=title, report=report)
 
 
+def _suffix(data: bytes) -> str:
+    """File extension of image bytes without a name (``.jpg``, ``.png`` ...), from the header."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = (im.format or '').lower()
+    except (OSError, ValueError):
+        return '.bin'
+    return {'jpeg': '.jpg', 'tiff': '.tif', '': '.bin'}.get(fmt, f'.{fmt}')
+
+
 def _image_file(
     value: Any, root: Path, images: Path | None, tmp: Path, key: str, report: Any
 ) -> tuple[Path | None, str]:
@@ -166,7 +178,8 @@ def _image_file(
     name = str(name or '')
     base = PurePosixPath(PureWindowsPath(name).as_posix()).name
     if data:
-        target = tmp / f'{key}{PurePosixPath(base).suffix or ".img"}'
+        suffix = PurePosixPath(base).suffix or _suffix(data)
+        target = tmp / f'{key}{suffix}'
         target.write_bytes(data)
         return target, base or target.name
     if not name:

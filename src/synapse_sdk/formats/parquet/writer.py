@@ -94,8 +94,8 @@ class ParquetOptions(CommonOptions):
     row_group_size: int = Field(
         100, ge=1, le=100_000, description='Rows per Parquet row group (datasets uses 100)'
     )
-    max_shard_mb: int = Field(
-        500, ge=1, le=100_000, description='Shard a split when its data passes this size (MiB)'
+    max_shard_mb: float = Field(
+        500, gt=0, le=100_000, description='Shard a split when its data passes this size (MiB)'
     )
     compression: str = Field(
         'snappy',
@@ -241,7 +241,7 @@ class ParquetWriter(FormatWriter):
             for staged in batch.column('staged').to_pylist():
                 path = self.root / staged
                 total += path.stat().st_size if path.is_file() else 0
-        shards = max(1, math.ceil(total / (self.options['max_shard_mb'] << 20)))
+        shards = max(1, math.ceil(total / (self.options['max_shard_mb'] * (1 << 20))))
         shards = min(shards, max(spool.count, 1))
         per_shard = max(1, math.ceil(spool.count / shards))
         paths = [
