@@ -288,8 +288,10 @@ def _image(
             break
     if path is None and image_dir.is_dir():
         report.skip('image file', reason or 'file not found')
-    report.count('image')
-    report.count('annotation', len(annotations))
+    report.count('images')
+    report.count('annotations', len(annotations))
+    if path is not None:
+        report.count('image files')
     return ImportedImage(
         file_name=PurePosixPath(name.replace('\\', '/')).name,
         path=path,

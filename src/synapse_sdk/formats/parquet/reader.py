@@ -243,8 +243,10 @@ def _image(
             classifications = loaded if isinstance(loaded, dict) else {}
         except orjson.JSONDecodeError:
             report.skip('classifications', 'not a JSON object')
-    report.count('image')
-    report.count('annotation', len(annotations))
+    report.count('images')
+    report.count('annotations', len(annotations))
+    if path is not None:
+        report.count('image files')
     return ImportedImage(
         file_name=file_name,
         path=path,
