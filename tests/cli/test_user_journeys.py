@@ -61,3 +61,46 @@ def test_import_of_our_export_prints_the_annotations_it_read(synapse_home, tmp_p
     assert read['images'] == exported['exported_count']
     assert read['annotations'] == written
     assert f'with {written} annotations' in imported.stderr
+
+
+def _image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new('RGB', (8, 8)).save(path, format='PNG')
+
+
+def test_coco_import_refuses_a_nul_in_one_file_name_and_imports_the_rest(tmp_path):
+    """A NUL byte in one image's ``file_name`` aborted the whole import with "not a readable
+    COCO json file (embedded null byte)"; it is one image refused, with its reason."""
+    _image(tmp_path / 'images' / 'ok.png')
+    names = ['ok.png', 'bad\x00name.png']
+    data = {
+        'images': [{'id': i, 'file_name': n, 'width': 8, 'height': 8}
+                   for i, n in enumerate(names, 1)],
+        'annotations': [{'id': i, 'image_id': i, 'category_id': 1, 'bbox': [1, 1, 2, 2],
+                         'area': 4, 'iscrowd': 0} for i in (1, 2)],
+        'categories': [{'id': 1, 'name': 'x'}],
+    }  # fmt: skip
+    (tmp_path / 'ann.json').write_bytes(orjson.dumps(data))
+    done = synapse(
+        'data', 'import', 'coco', str(tmp_path / 'ann.json'), '--images', str(tmp_path / 'images'),
+        home=tmp_path / 'home',
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['read']['image files'] == 1
+    assert result['skipped'] == {'image file: invalid file name (a NUL byte)': 1}
+
+
+def test_labelme_import_refuses_a_nul_in_one_image_path(tmp_path):
+    _image(tmp_path / 'ok.png')
+    for stem, image_path in (('ok', 'ok.png'), ('bad', 'b\x00d.png')):
+        shape = {'label': 'x', 'points': [[1, 1], [3, 3]], 'shape_type': 'rectangle',
+                 'group_id': None, 'flags': {}}  # fmt: skip
+        doc = {'version': '5.5.0', 'flags': {}, 'shapes': [shape], 'imagePath': image_path,
+               'imageData': None, 'imageHeight': 8, 'imageWidth': 8}  # fmt: skip
+        (tmp_path / f'{stem}.json').write_bytes(orjson.dumps(doc))
+    done = synapse('data', 'import', 'labelme', str(tmp_path), home=tmp_path / 'home')
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['read']['images'] == 2 and result['read']['annotations'] == 2
+    assert result['skipped'] == {'image file: invalid file name (a NUL byte)': 1}

@@ -31,6 +31,7 @@ SPLIT_ALIASES = {
 OUTSIDE = 'path outside the images folder'
 ABSOLUTE = 'absolute path'
 NOT_FOUND = 'file not found'
+INVALID = 'invalid file name (a NUL byte)'
 
 
 class LazyImages(Iterable[ImportedImage]):
@@ -92,9 +93,12 @@ def resolve_inside(base: Path, name: str) -> tuple[Path | None, str | None]:
 
     Returns ``(path, None)`` for a regular file inside ``base`` (symlinks followed, the result
     still inside), else ``(None, reason)``: :data:`ABSOLUTE`, :data:`OUTSIDE` (``..`` or a
-    symlink leading out) or :data:`NOT_FOUND`. The returned path is the resolved one, so the
-    file copied is the file checked.
+    symlink leading out), :data:`INVALID` (no file system takes a NUL byte) or
+    :data:`NOT_FOUND`. The returned path is the resolved one, so the file copied is the file
+    checked.
     """
+    if '\x00' in name:
+        return None, INVALID
     text = name.replace('\\', '/')
     if PurePosixPath(text).is_absolute() or PureWindowsPath(name).drive:
         return None, ABSOLUTE
