@@ -104,3 +104,12 @@ def test_labelme_import_refuses_a_nul_in_one_image_path(tmp_path):
     result = orjson.loads(done.stdout)
     assert result['read']['images'] == 2 and result['read']['annotations'] == 2
     assert result['skipped'] == {'image file: invalid file name (a NUL byte)': 1}
+
+
+def test_yolo_classify_without_originals_is_refused(synapse_home):
+    """``-o task=classify`` stores each image's label as the folder the image is copied into;
+    with ``--no-originals`` it published empty class folders, exit 0, every label lost."""
+    done = gt_export(synapse_home, 'yolo', 'cls', '-o', 'task=classify', '--no-originals')
+    assert done.returncode == 2, done.stdout
+    assert 'save_original_file' in done.stderr and 'classify' in done.stderr
+    assert not (synapse_home / 'storage' / 'exports' / 'cls').exists()

@@ -248,6 +248,12 @@ class FormatWriter(ABC):
         ``extra_params.<key>`` and what is allowed (unknown keys are refused)."""
         return parse_options(cls.Options, dict(options or {})).model_dump()
 
+    @classmethod  # noqa: B027 - optional hook
+    def check_export(cls, options: dict[str, Any], save_original: bool) -> None:
+        """Refuse (:class:`ParamsError`) valid ``options`` that this format cannot honour
+        together with the export's other params, e.g. an option that needs the originals when
+        they are not saved. ``options`` come from :meth:`validate_options`."""
+
     # --- helpers for subclasses ----------------------------------------------------------
     def write_project_json(self) -> None:
         """``project.json`` at the root (CONTRACTS #2): ``{"title", "configuration"}``, the
