@@ -113,3 +113,13 @@ def test_yolo_classify_without_originals_is_refused(synapse_home):
     assert done.returncode == 2, done.stdout
     assert 'save_original_file' in done.stderr and 'classify' in done.stderr
     assert not (synapse_home / 'storage' / 'exports' / 'cls').exists()
+
+
+def test_dm_refuses_a_split_it_cannot_write(synapse_home):
+    """dm writes every item to ``json/``: a requested split was reported in the export report
+    (``per_split``) but written nowhere, so the dm round trip lost it. It is refused instead."""
+    done = gt_export(synapse_home, 'dm', 'dm-split', '--split', 'category')
+    assert done.returncode == 2, done.stdout
+    assert 'extra_params.split' in done.stderr and 'dm' in done.stderr
+    plain = gt_export(synapse_home, 'dm', 'dm-plain')
+    assert plain.returncode == 0, plain.stderr
