@@ -123,3 +123,19 @@ def test_dm_refuses_a_split_it_cannot_write(synapse_home):
     assert 'extra_params.split' in done.stderr and 'dm' in done.stderr
     plain = gt_export(synapse_home, 'dm', 'dm-plain')
     assert plain.returncode == 0, plain.stderr
+
+
+@pytest.mark.parametrize(
+    ('fmt', 'option', 'expected'),
+    [
+        ('coco', 'seed=abc', 'a valid integer'),
+        ('labelme', 'embed_images=1', 'a valid boolean'),
+    ],
+)
+def test_an_option_of_the_wrong_type_names_the_type(synapse_home, fmt, option, expected):
+    """``-o seed=abc`` said "allowed: Seed of the split assignment (...)", not what a seed is."""
+    done = gt_export(synapse_home, fmt, 'typed', '-o', option)
+    assert done.returncode == 2
+    key = option.split('=')[0]
+    line = next(line for line in done.stderr.splitlines() if f'extra_params.{key}' in line)
+    assert expected in line
