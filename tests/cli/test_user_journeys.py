@@ -139,3 +139,30 @@ def test_an_option_of_the_wrong_type_names_the_type(synapse_home, fmt, option, e
     key = option.split('=')[0]
     line = next(line for line in done.stderr.splitlines() if f'extra_params.{key}' in line)
     assert expected in line
+
+
+@pytest.mark.parametrize('fmt', ['cvat', 'labelme', 'parquet'])
+def test_an_invalid_mask_is_skipped_with_the_reason_every_format_gives(tmp_path, fmt):
+    """cvat, labelme and parquet reported any bad mask as "malformed segmentation annotation
+    (ValueError)"; they now give the reason the other formats give."""
+    root = tmp_path / 'dm'
+    masks = {
+        'garbled': {'counts': '\x7f\x7f', 'size': [8, 8]},
+        'short': {'counts': [3, 2], 'size': [8, 8]},
+        'other_size': {'counts': [0, 16], 'size': [8, 2]},
+    }
+    for stem, mask in masks.items():
+        _image(root / 'origin_files' / f'{stem}.png')
+        doc = {'annotations': [{'id': 'a1', 'category': 'sky', 'tool': 'segmentation',
+                                'mask': mask}], 'classifications': {}}  # fmt: skip
+        (root / 'json').mkdir(exist_ok=True)
+        (root / 'json' / f'{stem}.json').write_bytes(orjson.dumps(doc))
+    home = tmp_path / 'home'
+    assert synapse('data', 'import', 'dm', str(root), home=home).returncode == 0
+    done = gt_export(home, fmt, 'masks')
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)['skipped'] == {
+        'mask counts are invalid (malformed RLE string)': 1,
+        'mask counts are invalid (runs do not cover the mask)': 1,
+        'mask size differs from the image size': 1,
+    }

@@ -31,12 +31,12 @@ import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    check_mask,
     enclosing_box,
     mask_to_rle,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
     rle_to_mask,
 )
 
@@ -223,13 +223,7 @@ def annotation_to_cvat(
             raise Unsupported('polygon with zero area')
         return (tool, [*head, ('points', _points(points, precision)), *z], children)
     if tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
         runs, left, top, mw, mh = rle_to_cvat_mask(rle)
         geometry = [
             ('rle', ', '.join(str(r) for r in runs)),

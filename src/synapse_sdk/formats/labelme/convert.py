@@ -29,12 +29,12 @@ from PIL import Image
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
     box_from_corners,
+    check_mask,
     enclosing_box,
     mask_to_rle,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
     rle_to_mask,
     rotated_corners,
 )
@@ -147,13 +147,7 @@ def annotation_to_shapes(
             raise Unsupported('polyline with fewer than 2 points')
         return [_shape(label, points, 'linestrip', attributes)]
     if tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
         x0, y0, mw, mh = (int(v) for v in rle_bbox(rle))
         if mw <= 0 or mh <= 0:
             raise Unsupported('empty mask')

@@ -33,11 +33,11 @@ import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    check_mask,
     enclosing_box,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
     rotated_corners,
 )
 
@@ -154,13 +154,7 @@ def annotation_to_object(
         segmentation = [[c for p in points for c in p]]
         box = enclosing_box(points)
     elif tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
         area = float(rle_area(rle))
         if area <= 0:
             raise Unsupported('empty mask')
