@@ -127,13 +127,18 @@ def safe_stem_path(base: Path, relative: str, suffix: str) -> Path | None:
 
 
 def parse_attribute_value(text: str | None) -> Any:
-    """An attribute value as text (VOC ``<value>``, CSV cell): JSON when it is JSON (our own
-    files, ``true``, ``3``), else the text itself (CVAT and Datumaro write plain strings)."""
+    """An attribute value as text (VOC ``<value>``): ``true``/``false`` in any case (our files
+    and CVAT write ``true``, Datumaro writes Python's ``True``) are booleans, JSON is parsed
+    (``3``, ``[1, 2]``, our own files), every other text is kept as it is (CVAT and Datumaro
+    write plain strings); a missing value stays ``None``, a blank one is ``''``."""
     if text is None:
         return None
     stripped = text.strip()
     if not stripped:
         return ''
+    low = stripped.lower()
+    if low in ('true', 'false'):
+        return low == 'true'
     try:
         return orjson.loads(stripped)
     except orjson.JSONDecodeError:
