@@ -117,15 +117,6 @@ def resolve_inside(base: Path, name: str) -> tuple[Path | None, str | None]:
     return real, None
 
 
-def safe_stem_path(base: Path, relative: str, suffix: str) -> Path | None:
-    """``base/relative`` with its suffix replaced, when it stays inside ``base`` (else None)."""
-    text = relative.replace('\\', '/')
-    if PurePosixPath(text).is_absolute():
-        return None
-    target = Path(os.path.normpath(base.resolve() / text)).with_suffix(suffix)
-    return target if target.is_relative_to(base.resolve()) else None
-
-
 def parse_attribute_value(text: str | None) -> Any:
     """An attribute value as text (VOC ``<value>``): ``true``/``false`` in any case (our files
     and CVAT write ``true``, Datumaro writes Python's ``True``) are booleans, JSON is parsed

@@ -9,7 +9,7 @@ Life of a writer (the export pipeline owns the loop, the files and the error pol
         writer.write_item(item)                        # ItemExportError -> item reported/skipped
     writer.finish()                                    # or writer.abort() after a failure
 
-Counting: the writer counts annotations in the report (``count_annotation``, ``skip``,
+Counting: the writer counts annotations in the report (``count_annotations``, ``skip``,
 ``convert``, ``clamp``); the pipeline counts items (``count_item``, ``fail_item``). A writer's
 report entries for an item are only applied once the item was written, so an item that raises
 :class:`ItemExportError` leaves neither output nor counts behind.

@@ -178,13 +178,6 @@ def enclosing_box(points: Iterable[Sequence[float]]) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
-def rotated_enclosing_box(bbox: Sequence[float], rotation: float = 0.0) -> list[float]:
-    """The axis-aligned box enclosing a rotated box (the box itself when not rotated)."""
-    if not rotation:
-        return [float(v) for v in bbox[:4]]
-    return enclosing_box(rotated_corners(bbox, rotation))
-
-
 def min_area_box(points: Sequence[Sequence[float]]) -> tuple[list[float], float]:
     """The minimum-area rotated rectangle around ``points`` as ``([x, y, w, h], rotation)``.
 
