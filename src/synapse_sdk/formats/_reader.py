@@ -162,7 +162,8 @@ def class_list(classes: Sequence[str] | str | Path | None) -> list[str] | None:
 
 
 def load_project(root: Path) -> dict[str, Any] | None:
-    """``project.json`` of a dm or CSV export (``{"title", "configuration"}``), when present."""
+    """``project.json`` of a dm, CSV or LabelMe export (``{"title", "configuration"}``), when
+    present; its classes must be objects with a ``name``."""
     path = root / 'project.json'
     if not path.is_file():
         return None
@@ -171,6 +172,11 @@ def load_project(root: Path) -> dict[str, Any] | None:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise input_error(path, f'not a readable JSON file ({exc})') from exc
     config = data.get('configuration') if isinstance(data, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get('classes', []), list):
+    if not isinstance(config, dict):
         raise input_error(path, '"configuration" must be an object with a "classes" list')
+    classes = config.get('classes', [])
+    if not isinstance(classes, list) or not all(
+        isinstance(c, dict) and isinstance(c.get('name'), str) for c in classes
+    ):
+        raise input_error(path, '"configuration.classes" must be a list of {"name": ...}')
     return data
