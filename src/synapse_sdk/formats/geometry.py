@@ -430,6 +430,16 @@ def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
     return np.asarray(mask_utils.decode(_rle(rle)), dtype=bool)
 
 
+def rle_crop(rle: dict[str, Any]) -> tuple[np.ndarray, int, int, int, int]:
+    """``(mask, x, y, w, h)``: a checked RLE decoded and cropped to its tight box (whole
+    pixels), for formats that store a mask within its box (CVAT, LabelMe).
+    :class:`Unsupported` when the mask is empty."""
+    x, y, w, h = (int(v) for v in rle_bbox(rle))
+    if w <= 0 or h <= 0:
+        raise Unsupported('empty mask')
+    return rle_to_mask(rle)[y : y + h, x : x + w], x, y, w, h
+
+
 def mask_polygons(rle: dict[str, Any]) -> tuple[list[list[Point]], int, int]:
     """Outer contours of the connected regions of a checked mask, largest region first.
 

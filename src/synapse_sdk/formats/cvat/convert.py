@@ -37,7 +37,7 @@ from synapse_sdk.formats.geometry import (
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_to_mask,
+    rle_crop,
 )
 
 __all__ = [
@@ -129,11 +129,8 @@ def _finite_points(raw: Any, at_least: int, tool: str) -> list[tuple[float, floa
 
 def rle_to_cvat_mask(rle: dict[str, Any]) -> tuple[list[int], int, int, int, int]:
     """A document (COCO) RLE as CVAT's ``(runs, left, top, width, height)``."""
-    mask = rle_to_mask(rle)
-    x, y, w, h = (int(v) for v in rle_bbox(rle))
-    if w <= 0 or h <= 0:
-        raise Unsupported('empty mask')
-    crop = mask[y : y + h, x : x + w].ravel(order='C').astype(np.int8)
+    mask, x, y, w, h = rle_crop(rle)
+    crop = mask.ravel(order='C').astype(np.int8)
     changes = np.flatnonzero(np.diff(crop)) + 1
     bounds = np.concatenate(([0], changes, [crop.size]))
     runs = np.diff(bounds).tolist()

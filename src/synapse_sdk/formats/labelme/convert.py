@@ -35,7 +35,7 @@ from synapse_sdk.formats.geometry import (
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_to_mask,
+    rle_crop,
     rotated_corners,
 )
 
@@ -148,10 +148,7 @@ def annotation_to_shapes(
         return [_shape(label, points, 'linestrip', attributes)]
     if tool == 'segmentation':
         rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
-        x0, y0, mw, mh = (int(v) for v in rle_bbox(rle))
-        if mw <= 0 or mh <= 0:
-            raise Unsupported('empty mask')
-        crop = rle_to_mask(rle)[y0 : y0 + mh, x0 : x0 + mw]
+        crop, x0, y0, mw, mh = rle_crop(rle)
         corners = [(x0, y0), (x0 + mw - 1, y0 + mh - 1)]
         return [_shape(label, corners, 'mask', attributes, mask=mask_png(crop))]
     if tool == 'keypoint':
