@@ -4,7 +4,9 @@
 - Ultralytics: split entries (``train``, ``val``, ``test``) are image folders or ``.txt`` lists
   of image paths, relative to the yaml's ``path`` or the yaml's folder (Roboflow's ``../train``
   entries are found inside the dataset too). The task is the yaml's ``task`` when present, else
-  ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments.
+  ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments. With
+  ``task: classify`` (Ultralytics' classification layout, as ``-o task=classify`` writes it)
+  each split is a folder of class folders, and an image's folder is its image-level label.
 - Darknet: ``obj.data`` names the class file and the split lists; list entries are relative to
   the dataset folder, a leading ``data/`` (Darknet's working folder) is dropped.
 - Neither: ``classes`` (``--classes a,b,c`` or a names file) or a names file in the folder
@@ -47,7 +49,13 @@ from synapse_sdk.formats.yolo.convert import TASKS, yolo_to_annotation
 
 __all__ = ['read_dataset']
 
-_TOOLS = {'detect': 'bounding_box', 'segment': 'polygon', 'pose': 'keypoint', 'obb': 'bounding_box'}
+_TOOLS = {
+    'detect': 'bounding_box',
+    'segment': 'polygon',
+    'pose': 'keypoint',
+    'obb': 'bounding_box',
+    'classify': 'classification',
+}
 _SPLIT_KEYS = ('train', 'val', 'valid', 'validation', 'test')
 _NAME_FILES = ('obj.names', 'classes.txt', 'classes.names', 'names.txt')
 
@@ -290,6 +298,9 @@ def read_dataset(
     def produce() -> Iterator[ImportedImage]:
         report.update(early)
         layout.report = report
+        if task == 'classify':
+            yield from _classify_images(layout, names, report)
+            return
         seen: set[Path] = set()
         for split, entries, base in layout.splits:
             for image in layout.images(entries, base):
@@ -301,6 +312,46 @@ def read_dataset(
                     yield item
 
     return ImportedDataset(configuration, LazyImages(produce, report), title=title, report=report)
+
+
+def _classify_images(
+    layout: _Layout, names: list[str], report: ImportReport
+) -> Iterator[ImportedImage]:
+    """Ultralytics' classification layout: each split entry is a folder of class folders
+    (``<split>/<class>/<image>``, as ``-o task=classify`` writes); an image's folder is its
+    image-level label. A folder whose name is not a class is reported, image by image."""
+    for split, entries, base in layout.splits:
+        for entry in entries:
+            target = layout.entry_path(base, str(entry))
+            if target is None:
+                continue
+            if not target.is_dir():
+                report.skip('split entry', f'{entry!r}: classify splits are folders')
+                continue
+            for folder in sorted(p for p in target.iterdir() if p.is_dir()):
+                for image in layout.images([str(folder.relative_to(layout.root))], layout.root):
+                    if folder.name not in names:
+                        report.skip(
+                            'image', f'class folder {folder.name!r} is not in the class names'
+                        )
+                        continue
+                    size = image_size(image)
+                    if size is None:
+                        report.skip('image', 'not a readable image')
+                        continue
+                    ann = {'id': '1', 'category': folder.name, 'tool': 'classification',
+                           'attributes': {}}  # fmt: skip
+                    report.count('images')
+                    report.count('image files')
+                    report.count('annotations')
+                    yield ImportedImage(
+                        file_name=image.name,
+                        path=image,
+                        width=size[0],
+                        height=size[1],
+                        annotations=[ann],
+                        split=canonical_split(split),
+                    )
 
 
 def _read_image(
