@@ -200,3 +200,15 @@ def test_our_yolo_classify_export_imports_back(tmp_path):
         ('c.png', 'train', 'dog', 'classification'),
         ('d.png', 'validation', 'dog', 'classification'),
     ]
+
+
+@pytest.mark.parametrize('option', ['--name', '--path'])
+def test_a_name_too_long_in_bytes_is_refused_before_the_export(synapse_home, option):
+    """100 CJK characters (300 bytes) passed the 200-character check, the whole export ran,
+    and publishing failed with 'File name too long' (exit 1). Names count UTF-8 bytes."""
+    long = '交' * 100
+    args = ['--name', long] if option == '--name' else ['--name', 'ok', '--path', f'a/{long}']
+    done = synapse('export', 'csv', '--project', '1', '--no-originals', *args, home=synapse_home)
+    assert done.returncode == 2, done.stderr
+    assert f'{option[2:]}: ' in done.stderr and 'bytes' in done.stderr
+    assert not [p for p in (synapse_home / 'storage').rglob('*') if p.is_file()]
