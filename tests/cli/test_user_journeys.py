@@ -212,3 +212,12 @@ def test_a_name_too_long_in_bytes_is_refused_before_the_export(synapse_home, opt
     assert done.returncode == 2, done.stderr
     assert f'{option[2:]}: ' in done.stderr and 'bytes' in done.stderr
     assert not [p for p in (synapse_home / 'storage').rglob('*') if p.is_file()]
+
+
+def test_a_cvat_name_xml_cannot_hold_is_refused(synapse_home):
+    """``-o name=...`` with a control character was replaced by 'synapse export' in <meta>,
+    silently; it is refused like any bad option value."""
+    done = synapse('export', 'cvat', '--project', '1', '--name', 'c', '-o', 'name=a\x01b',
+                   home=synapse_home)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert 'extra_params.name' in done.stderr and 'XML' in done.stderr
