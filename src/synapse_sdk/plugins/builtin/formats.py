@@ -10,6 +10,7 @@ where the format wants them, and lets the engine own the loop, progress and erro
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -144,6 +145,8 @@ class FormatExporter(BaseExporter):
     def additional_file_saving(self, unique_export_path: Path) -> None:
         assert self.writer is not None
         self.writer.finish()
+        if not self.params.get('save_original_file', True):
+            remove_empty_image_dirs(unique_export_path)
 
     def export(self, on_progress: Any = None) -> dict[str, Any]:
         try:
@@ -152,6 +155,22 @@ class FormatExporter(BaseExporter):
             if self.writer is not None:
                 self.writer.abort()
             raise
+
+
+#: Folders the writers make for original images (``images/<split>``, ``JPEGImages``).
+IMAGE_DIRS = ('images', 'JPEGImages')
+
+
+def remove_empty_image_dirs(root: Path) -> None:
+    """An export without originals keeps no empty image folders (only empty ones go)."""
+    for name in IMAGE_DIRS:
+        top = root / name
+        if not top.is_dir():
+            continue
+        below = sorted((p for p in top.rglob('*') if p.is_dir()), key=lambda p: -len(p.parts))
+        for directory in [*below, top]:
+            with contextlib.suppress(OSError):  # not empty: an image is there
+                directory.rmdir()
 
 
 def _exporter(fmt: str) -> type[FormatExporter]:
