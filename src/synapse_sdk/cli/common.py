@@ -22,13 +22,26 @@ from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
+from typer.core import TyperOption
 
-from synapse_sdk.errors import ParamsError, PluginError, StepError, SynapseError
+from synapse_sdk.errors import ItemExportError, ParamsError, PluginError, StepError, SynapseError
 from synapse_sdk.loggers import BaseLogger, ConsoleLogger, JsonlLogger
 
+DEBUG_HINT = '(run with --debug for the full traceback)'
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """Help shows a flag as a flag: ``--no-originals``, not ``--no-originals <bool>``."""
+    if self.is_flag or self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 # Options shared by the commands that run an action.
 LogFileOption = Annotated[
@@ -59,7 +72,8 @@ STEP_WORDS = {
 }
 
 #: Param paths -> the flag a user typed. ``*`` in a key matches the rest of a path; ``{key}``
-#: in the value is replaced by it (``extra_params.*`` -> ``-o {key}=...``).
+#: in the value is replaced by it (``extra_params.*`` -> ``-o {key}=...``). A value may end in
+#: ``|`` and a hint, added after the message (``'--storage|list them with ...'``).
 FlagMap = Mapping[str, str]
 
 
@@ -107,14 +121,19 @@ def flag_for(field: str, flags: FlagMap | None) -> str:
     if not flags:
         return field
     if field in flags:
-        return flags[field]
+        return flags[field].split('|', 1)[0]
     best = ''
     for pattern in flags:
         if pattern.endswith('*') and field.startswith(pattern[:-1]) and len(pattern) > len(best):
             best = pattern
     if best:
-        return flags[best].replace('{key}', field[len(best) - 1 :])
+        return flags[best].split('|', 1)[0].replace('{key}', field[len(best) - 1 :])
     return field
+
+
+def _hint(field: str, flags: FlagMap | None) -> str:
+    value = (flags or {}).get(field, '')
+    return f' ({value.split("|", 1)[1]})' if '|' in value else ''
 
 
 def _clean(message: str) -> str:
@@ -129,7 +148,9 @@ def describe_params_error(exc: ParamsError, flags: FlagMap | None = None) -> str
     """One paragraph naming every bad field by its flag (``flags``) or param path."""
     if not exc.errors:
         return _CLASS_NAME.sub('', str(exc))
-    lines = [f'{flag_for(field, flags)}: {_clean(msg)}' for field, msg in exc.errors]
+    lines = [
+        f'{flag_for(field, flags)}: {_clean(msg)}{_hint(field, flags)}' for field, msg in exc.errors
+    ]
     if len(lines) == 1:
         return lines[0] if flags else f'invalid params: {lines[0]}'
     head = 'invalid options' if flags else 'invalid params'
@@ -197,7 +218,8 @@ class Failure:
 
     def render(self, debug: bool) -> str:
         if debug and self.traceback:
-            return f'{self.traceback.rstrip()}\n\nError: {self.message}'
+            message = self.message.replace(f'\n  {DEBUG_HINT}', '')
+            return f'{self.traceback.rstrip()}\n\nError: {message}'
         return f'Error: {self.message}'
 
 
@@ -230,12 +252,15 @@ def explain(exc: BaseException, flags: FlagMap | None = None) -> Failure:
         message += f'\n  at {where} in {frame.name}'
         if frame.line:
             message += f'\n    {frame.line.strip()}'
-        message += '\n  (run with --debug for the full traceback)'
+        message += f'\n  {DEBUG_HINT}'
     return Failure(message, EXIT_FAILED, trace)
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, ItemExportError) and exc.item_id is not None:
+        where = f' ({exc.file})' if exc.file else ''
+        return f'item {exc.item_id}{where}: {text}'
     if isinstance(exc, SynapseError):
         return _CLASS_NAME.sub('', text)
     return f'{type(exc).__name__}: {text}' if text else type(exc).__name__

@@ -51,6 +51,8 @@ FORMAT_TITLES = {
 DEFAULT_PATH: str = ExportParams.model_fields['path'].default
 DEFAULT_STORAGE = 1
 DEFAULT_NAME = 'export'
+#: Format options that a shared flag already sets (``--split``).
+SHARED_KEYS = frozenset({'split'})
 
 
 def _pairs(values: list[str], option: str) -> dict[str, Any]:
@@ -213,7 +215,10 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
     for field in ('storage', 'path', 'name'):
         flags[field] = '--output' if output is not None else f'--{field}'
     if output is None:
-        flags['storage'] = '--storage (see synapse storage list; or write to a folder: --output)'
+        flags['storage'] = (
+            '--storage|list them with: synapse storage list; or write to a local folder with '
+            '--output DIR'
+        )
     result = run_with_output(
         fmt,
         'export',
@@ -235,13 +240,14 @@ def _epilog(fmt: str, docs: list[OptionDoc], flagged: set[str]) -> str:
         f'Example: synapse export {fmt} --project 1 --output ./{fmt}-export '
         '--split train=0.8,val=0.2'
     ]
-    rest = [row for doc, row in zip(docs, options_table(docs), strict=True)
-            if doc.key not in flagged]  # fmt: skip
+    rest = [(doc, row) for doc, row in zip(docs, options_table(docs), strict=True)
+            if doc.key not in flagged and doc.key not in SHARED_KEYS]  # fmt: skip
     if rest:
-        lines.append('More options, set with -o KEY=VALUE:')
-        for option, type_name, default, allowed, description in rest:
+        shown = []
+        for doc, (_, type_name, default, allowed, description) in rest:
             extra = f' ({allowed})' if allowed else ''
-            lines.append(f'  {option} {type_name}{extra}, default {default}: {description}')
+            shown.append(f'-o {doc.key}=... {type_name}{extra}, default {default}: {description}')
+        lines.append('More options, set with -o KEY=VALUE:\n' + '\n'.join(shown))
     elif not docs:
         from synapse_sdk.formats import WRITERS
 

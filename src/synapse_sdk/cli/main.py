@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperOption
 
 from synapse_sdk.cli.data import data_app
 from synapse_sdk.cli.demo import demo
@@ -15,17 +14,6 @@ from synapse_sdk.cli.listing import gt_app, project_app
 from synapse_sdk.cli.plugin import plugin_app
 from synapse_sdk.cli.preview import preview
 from synapse_sdk.cli.server import server_app
-
-
-def _flag_type(self: TyperOption, ctx: Any) -> str | None:
-    """Help shows a flag as a flag: ``--no-originals``, not ``--no-originals <bool>``."""
-    if self.is_flag or self.count:
-        return None
-    return _option_type(self, ctx)
-
-
-_option_type = TyperOption.display_type_rich
-TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 
 def package_version() -> str:

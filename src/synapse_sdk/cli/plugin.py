@@ -91,6 +91,7 @@ def run_plugin_action(
         if job is not None:
             job.set_result('failed', error=failure.message)
         if file_logger is not None:
+            file_logger.flush_progress()  # what happened before the failure comes first
             file_logger.log_message(failure.message, 'error')
             file_logger.log_event(
                 'run_failed',

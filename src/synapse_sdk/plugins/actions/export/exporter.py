@@ -91,6 +91,7 @@ class BaseExporter:
         self._data_metrics = MetricsRecord()
         self._output_paths: dict[str, Path] = {}
         self._failed_before = 0
+        self._first_error: BaseException | None = None  # the cause shown when every item fails
 
     # -- template methods (override these) -----------------------------------------------
     @classmethod
@@ -299,7 +300,7 @@ class BaseExporter:
             reasons = '; '.join(
                 f'item {e["id"]}: {e["reason"]}' for e in self.errors_json_file_list[:3]
             )
-            raise ExportError(f'Every item failed ({index}), e.g. {reasons}')
+            raise ExportError(f'Every item failed ({index}), e.g. {reasons}') from self._first_error
         return {
             'exported_count': self.report.items_exported,
             'failed_count': self.report.items_failed,
@@ -346,6 +347,7 @@ class BaseExporter:
             )
         except Exception as exc:
             reason = f'{type(exc).__name__}: {exc}'
+            self._first_error = self._first_error or exc
             self._fail_item(reason)
             if self.on_error == 'fail':
                 raise ItemExportError(
