@@ -138,6 +138,8 @@ def _hint(field: str, flags: FlagMap | None) -> str:
 
 def _clean(message: str) -> str:
     message = re.sub(r'^(Value|Assertion) error, ', '', str(message))
+    # a ParamsError raised inside a validator repeats its head and field: drop them
+    message = re.sub(r'^Invalid [^:]{1,40}: [\w.\[\]-]{1,60}: ', '', message)
     return message.strip()
 
 
