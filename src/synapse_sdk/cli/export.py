@@ -252,9 +252,9 @@ def _epilog(fmt: str, docs: list[OptionDoc], flagged: set[str]) -> str:
         from synapse_sdk.formats import WRITERS
 
         writer = WRITERS.get(fmt)
-        doc = (inspect.getdoc(writer) or '') if writer is not None else ''
-        if doc:
-            lines.append(f'Format options, set with -o KEY=VALUE: {doc.splitlines()[0]}')
+        text = (inspect.getdoc(writer) or '') if writer is not None else ''
+        if text:
+            lines.append(f'Format options, set with -o KEY=VALUE: {text.splitlines()[0]}')
     return '\n\n'.join(lines)
 
 
