@@ -32,6 +32,10 @@ REPORT = 'report.html'
 SUMMARY = 'preview.json'
 
 
+def _count(n: int, word: str) -> str:
+    return f'{n:,} {word}' + ('' if n == 1 else 's')
+
+
 def preview_export(
     export_dir: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -71,8 +75,8 @@ def preview_export(
     per_class = {name: sum(stats.class_split[(name, s)] for s in stats.splits)
                  for name in stats.classes}  # fmt: skip
     notes = {
-        s: f'{stats.images_per_split[s]:,} images, {stats.annotations_per_split[s]:,} '
-        f'annotations (showing {len(ordered[s])})'
+        s: f'{_count(stats.images_per_split[s], "image")}, '
+        f'{_count(stats.annotations_per_split[s], "annotation")} (showing {len(ordered[s])})'
         for s in ordered
     }
     skeletons = {
@@ -87,7 +91,8 @@ def preview_export(
         sheet, tiles = contact_sheet(
             ordered,
             colors,
-            title=f'{title}: {stats.images:,} images, {stats.annotations:,} annotations',
+            title=f'{title}: {_count(stats.images, "image")}, '
+            f'{_count(stats.annotations, "annotation")}',
             split_notes=notes,
             class_counts=per_class,
             skeletons=skeletons,

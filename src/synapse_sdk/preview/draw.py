@@ -264,7 +264,7 @@ def contact_sheet(
     """The sheet: a title, a legend of class colours, then one row of samples per split."""
     margin, gap, caption, header = 16, 12, 34, 34
     columns = max(1, min(columns, max((len(v) for v in samples.values()), default=1)))
-    width = 2 * margin + columns * tile + (columns - 1) * gap
+    width = max(560, 2 * margin + columns * tile + (columns - 1) * gap)
     probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
     chips = []
     x = margin
