@@ -152,6 +152,18 @@ def _shared_options(
             rich_help_panel='Output',
         ),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option('--allow-empty', help='Publish an empty dataset when nothing is selected'),
+    ] = False,
+    sample_policy: Annotated[
+        str | None,
+        typer.Option(
+            '--sample-policy',
+            help='Which record of a re-annotated image is exported: latest_approved (default), '
+            'latest, or all (each as its own sample)',
+        ),
+    ] = None,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -196,6 +208,10 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
         'filter': flt,
         'extra_params': extra,
     }
+    if o['allow_empty']:
+        params['allow_empty'] = True
+    if o['sample_policy'] is not None:
+        params['sample_policy'] = o['sample_policy']
     whole_filter = '--gt-version' if o['target'] == 'ground_truth' else '--project'
     flags = {
         'format': 'FORMAT',
@@ -209,8 +225,11 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
         'extra_params': '--option',
         'extra_params.split': '--split',
         'extra_params.*': '-o {key}=...',
-        **{f'extra_params.{key}': flag for key, flag in option_flags.items()},
+        # a format option is named the way it was given: --task, or -o task=...
+        **{f'extra_params.{k}': f for k, f in option_flags.items() if k in format_values},
         'output': '--output',
+        'allow_empty': '--allow-empty',
+        'sample_policy': '--sample-policy',
     }
     for field in ('storage', 'path', 'name'):
         flags[field] = '--output' if output is not None else f'--{field}'

@@ -80,7 +80,10 @@ class FormatExporter(BaseExporter):
         source = final_data if isinstance(final_data, dict) else state.source
         unit = source.get('data_unit') or {}
         data = source.get('data') or {}
-        state.split = self.writer.split_spec.assign(state.id, source.get('category'), self._seed)
+        # A split planned for the whole selection (keyed by data unit) wins over the writer's.
+        state.split = source.get('split') or self.writer.split_spec.assign(
+            state.id, source.get('category'), self._seed
+        )
         item = FormatItem(
             id=state.id,
             stem=state.stem,

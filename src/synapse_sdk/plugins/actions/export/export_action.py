@@ -72,6 +72,8 @@ class InitializeStep(BaseStep[ExportContext]):
         state.filters = state.handler.validate_filter(dict(params.get('filter') or {}), client)
         state.project = self._project(client, state.handler, state.filters)
         self.entrypoint.check_params(params, state.project)
+        # Samples and splits of the whole selection; refuses an empty one (selection.py).
+        state.handler.plan(client, state.filters, params, state.project)
         state.staging = state.location.staging_dir(params.get('path') or '', params['name'])
         return StepResult(rollback_data={'staging': str(state.staging)})
 
@@ -128,6 +130,8 @@ class PrepareStep(BaseStep[ExportContext]):
         params = dict(context.params)
         params.update(count=context.total_count, project=state.project, filter=state.filters)
         state.exporter = self.entrypoint(context.runtime_ctx, items, state.staging, **params)
+        if state.handler.selection is not None:
+            state.exporter.report.extra['selection'] = state.handler.selection.summary()
         return StepResult()
 
 
@@ -202,4 +206,9 @@ class ExportAction(BaseExportAction[ExportParams]):
         result['original_file_metrics'] = summary.get('original_file_metrics')
         result['data_file_metrics'] = summary.get('data_file_metrics')
         result['errors'] = result['errors'][:20]
+        handler = _state(context).handler
+        plan = handler.selection if handler is not None else None
+        if plan is not None:  # what was selected, and how (selection.py)
+            result['selection'] = plan.summary()
+            result['warnings'] = [*result.get('warnings', []), *plan.warnings]
         return result
