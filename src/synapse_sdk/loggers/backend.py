@@ -6,10 +6,13 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import SynapseError
 from synapse_sdk.loggers.base import BaseLogger
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.base import ClientBase
 
 
 def _now() -> str:
@@ -30,7 +33,7 @@ class BackendLogger(BaseLogger):
 
     def __init__(
         self,
-        client: Any,
+        client: ClientBase,
         job_id: int | str,
         min_interval: float = 1.0,
         batch_size: int = 200,

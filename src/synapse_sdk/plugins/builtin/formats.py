@@ -126,11 +126,17 @@ class FormatExporter(BaseExporter):
         if not url:
             return None, None
         from synapse_sdk.storage import Downloader
+        from synapse_sdk.storage.download import policy_for
 
-        with Downloader(max_workers=1) as downloader:
+        with Downloader(max_workers=1, policy=policy_for(self.ctx.client)) as downloader:
             if dest is not None:
                 try:
-                    downloader.download(str(url), dest)
+                    downloader.download(
+                        str(url),
+                        dest,
+                        size=state.files.get('size'),
+                        checksum=state.files.get('checksum'),
+                    )
                 except Exception as exc:
                     raise ItemExportError(
                         f'image size unknown and the original could not be read: {exc}',

@@ -30,6 +30,7 @@ from synapse_sdk.plugins.actions.export.models import ExportStatus, MetricsRecor
 from synapse_sdk.plugins.actions.export.run import ExporterRunAdapter
 from synapse_sdk.plugins.context import RuntimeContext
 from synapse_sdk.storage import Downloader, DownloadError, sanitize_url
+from synapse_sdk.storage.download import policy_for
 
 DATASET_CONVERSION = 'dataset_conversion'
 
@@ -191,10 +192,15 @@ class BaseExporter:
         item = self._require_current()
         errors = self.errors_original_file_list if error_file_list is None else error_file_list
         if self._downloader is None:
-            self._downloader = Downloader(max_workers=int(self.params.get('download_workers', 8)))
+            self._downloader = Downloader(
+                max_workers=int(self.params.get('download_workers', 8)),
+                policy=policy_for(self.ctx.client),  # originals only from the backend's media
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         self._in_flight.acquire()
-        future = self._downloader.submit(url, dest)
+        future = self._downloader.submit(
+            url, dest, size=item.files.get('size'), checksum=item.files.get('checksum')
+        )
         item.original_handled = True
 
         def done(fut: Future[Path], item: ItemState = item) -> None:
