@@ -81,7 +81,7 @@ def via(
 
 def export(*args: str) -> Any:
     """``synapse export ARGS -q``; returns the click result (exit_code, stdout, stderr)."""
-    return _runner().invoke(app, ['export', *args, '--path', 'exports', '-q'])
+    return _runner().invoke(app, ['export', *args, '-q'])
 
 
 def exports_dir(home: Path) -> Path:
