@@ -9,6 +9,7 @@ configuration (``ParamsError``, ``ConfigError``, ``PluginError``), 130 interrupt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -228,8 +229,9 @@ class Failure:
 def explain(exc: BaseException, flags: FlagMap | None = None) -> Failure:
     """The user-facing account of ``exc`` (see the module docstring)."""
     trace = ''.join(traceback.format_exception(exc))
-    if isinstance(exc, KeyboardInterrupt):
-        return Failure('interrupted; nothing was published', EXIT_INTERRUPTED, trace)
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM/SIGHUP as steps.Interrupted
+        code = getattr(exc, 'exit_code', EXIT_INTERRUPTED)
+        return Failure(f'{exc or "interrupted"}; nothing was published', code, trace)
     cause = exc.__cause__ if isinstance(exc, StepError) else None
     if isinstance(cause, ParamsError | PluginError):
         exc = cause
@@ -334,6 +336,10 @@ class TeeLogger(BaseLogger):
         for logger in self.loggers:
             logger.finish()
 
+    @property
+    def problems(self) -> list[str]:
+        return [line for logger in self.loggers for line in logger.problems]
+
 
 def make_logger(log_file: Path | None, quiet: bool, *extra: BaseLogger) -> TeeLogger:
     loggers: list[BaseLogger] = list(extra)
@@ -342,6 +348,15 @@ def make_logger(log_file: Path | None, quiet: bool, *extra: BaseLogger) -> TeeLo
     if log_file is not None:
         loggers.append(JsonlLogger(log_file))
     return TeeLogger(*loggers)
+
+
+def warn_reporting_problems(*loggers: BaseLogger | None) -> None:
+    """Tell the user what could not be reported (a full log disk, a job backend that failed);
+    the run's outcome stands."""
+    for logger in loggers:
+        for line in logger.problems if logger is not None else ():
+            with contextlib.suppress(OSError):
+                typer.echo(f'Warning: {line}', err=True)
 
 
 def default_client_factory() -> Callable[[], Any]:

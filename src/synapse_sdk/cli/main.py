@@ -14,6 +14,7 @@ from synapse_sdk.cli.listing import gt_app, project_app
 from synapse_sdk.cli.plugin import plugin_app
 from synapse_sdk.cli.preview import preview
 from synapse_sdk.cli.server import server_app
+from synapse_sdk.cli.storage import storage_app
 
 
 def package_version() -> str:
@@ -68,6 +69,7 @@ app.add_typer(gt_app, name='gt')
 app.add_typer(plugin_app, name='plugin')
 app.add_typer(data_app, name='data')
 app.add_typer(server_app, name='server')
+app.add_typer(storage_app, name='storage')
 app.command('demo')(demo)
 
 

@@ -23,6 +23,7 @@ from synapse_sdk.cli.common import (
     print_result,
     read_params,
     reported_errors,
+    warn_reporting_problems,
 )
 from synapse_sdk.plugins.context import RuntimeContext
 
@@ -90,6 +91,7 @@ def run_plugin_action(
                 other.finish()  # stop the progress bars before the error is printed
         if job is not None:
             job.set_result('failed', error=failure.message)
+        warn_reporting_problems(*(other for other in logger.loggers if other is not file_logger))
         if file_logger is not None:
             file_logger.flush_progress()  # what happened before the failure comes first
             file_logger.log_message(failure.message, 'error')
@@ -103,6 +105,7 @@ def run_plugin_action(
                 },
             )
             file_logger.finish()
+            warn_reporting_problems(file_logger)
 
     with reported_errors(flags, debug, record):
         loaded = load_plugin(plugin)
@@ -130,6 +133,7 @@ def run_plugin_action(
         logger.finish()
         if job is not None:
             job.set_result('succeeded', result=result)
+        warn_reporting_problems(logger)
         return result
 
 

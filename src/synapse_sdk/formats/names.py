@@ -11,12 +11,35 @@ from pathlib import PurePosixPath, PureWindowsPath
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
+# Windows device names: never taken by the fast path, whatever the full rules make of them.
+_DEVICE_NAMES = frozenset(
+    ['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$']
+    + [f'{dev}{n}' for dev in ('COM', 'LPT') for n in (*'123456789', '¹', '²', '³')]
+)
+# An ASCII name that safe_basename() would return unchanged: no separators, reserved or control
+# characters, no leading or trailing dot or space, at most 200 characters.
+_PLAIN = re.compile(
+    r'[^\x00-\x20\x7f<>:"/\\|?*.](?:[^\x00-\x1f\x7f<>:"/\\|?*]{0,198}[^\x00-\x20\x7f<>:"/\\|?*.])?'
+)
+
+
 def safe_basename(name: str, fallback: str = 'item') -> str:
     """Reduce ``name`` to a safe file basename; unicode letters stay intact.
 
     Directory parts (either separator) are dropped, control and reserved characters become
     ``_``, and names that are empty or only dots become ``fallback``.
     """
+    if (
+        type(name) is str
+        and name.isascii()
+        and _PLAIN.fullmatch(name)
+        and name.partition('.')[0].upper() not in _DEVICE_NAMES
+    ):
+        return name  # the common case: already safe (full rules below)
+    return _safe_basename(name, fallback)
+
+
+def _safe_basename(name: str, fallback: str) -> str:
     name = unicodedata.normalize('NFC', str(name))
     name = PureWindowsPath(PurePosixPath(name.replace('\\', '/')).name).name
     name = _UNSAFE.sub('_', name).strip().strip('.')
@@ -27,8 +50,13 @@ def safe_basename(name: str, fallback: str = 'item') -> str:
 
 def split_ext(name: str) -> tuple[str, str]:
     """``'a.b.jpg'`` -> ``('a.b', '.jpg')``; a name without a dot has no extension."""
-    p = PurePosixPath(name)
-    suffix = p.suffix if len(p.suffix) <= 10 else ''
+    if '/' in name or name in ('', '.', '..'):
+        suffix = PurePosixPath(name).suffix
+    else:  # one path component: PurePosixPath(name).suffix, without building a path
+        dot = name.rfind('.')
+        suffix = name[dot:] if 0 < dot < len(name) - 1 else ''
+    if len(suffix) > 10:
+        suffix = ''
     stem = name[: len(name) - len(suffix)] if suffix else name
     return (stem or 'item', suffix)
 

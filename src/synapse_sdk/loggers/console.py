@@ -183,6 +183,7 @@ class ConsoleLogger(BaseLogger):
         plain_interval: float | None = None,
     ) -> None:
         super().__init__(min_interval)
+        self.target = 'console output'
         self.console = Console(file=stream or sys.stderr, force_terminal=force_terminal)
         self.verbose = verbose
         if plain_interval is None:
@@ -313,7 +314,7 @@ class ConsoleLogger(BaseLogger):
         with self._lock:
             if self._bars is not None:
                 if self._started:
-                    self._bars.stop()
+                    self._safe(self._bars.stop)
                     self._started = False
             else:
-                self._maybe_line(final=True)
+                self._safe(self._maybe_line, True)

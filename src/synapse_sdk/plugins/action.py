@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import typing
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -16,9 +18,8 @@ if TYPE_CHECKING:
 
 P = TypeVar('P', bound=BaseModel)
 
-
-class ProgressCategories:
-    """Progress category names an action reports under (``self.progress.X``)."""
+_configured: dict[tuple[type, tuple[str, ...]], type] = {}
+_configured_lock = threading.Lock()
 
 
 class BaseAction(Generic[P]):
@@ -27,20 +28,27 @@ class BaseAction(Generic[P]):
     Subclasses set ``action_name``, ``params_model`` (inferred from ``BaseAction[Model]`` when
     omitted) and ``category``, and implement ``execute()``. Run one with :meth:`dispatch`,
     which validates the params first: invalid params raise one :class:`ParamsError` naming
-    every bad field, before anything runs. Unknown params are rejected unless the model's
-    config says ``extra='allow'`` or ``extra='ignore'`` explicitly.
+    every bad field, before anything runs. Unknown params follow the model's own pydantic
+    config: ignored by default, refused with ``extra='forbid'`` (the built-in
+    ``ExportParams`` forbids them).
+
+    ``annotation_types`` are the kinds of data the action handles (``config.yaml``'s
+    ``annotation_types``; empty: any); see :meth:`configured`.
     """
 
     action_name: ClassVar[str] = ''
     params_model: ClassVar[type[BaseModel]]
     category: ClassVar[PluginCategory] = PluginCategory.CUSTOM
-    progress: ClassVar[Any] = ProgressCategories
+    progress: ClassVar[Any] = None
+    annotation_types: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if 'params_model' in cls.__dict__:
             return
-        for base in getattr(cls, '__orig_bases__', ()):
+        # Only the class's own generic bases: an inherited __orig_bases__ would replace a
+        # params_model its parent set explicitly.
+        for base in cls.__dict__.get('__orig_bases__', ()):
             args = typing.get_args(base)
             if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
                 cls.params_model = args[0]
@@ -67,22 +75,38 @@ class BaseAction(Generic[P]):
             raise ParamsError(
                 f'Params for {cls.__name__} must be a JSON object, got {type(params).__name__}'
             )
-        errors: list[tuple[str, str]] = []
-        if model.model_config.get('extra') is None:
-            known = set(model.model_fields)
-            known |= {f.alias for f in model.model_fields.values() if f.alias}
-            allowed = ', '.join(sorted(model.model_fields))
-            errors += [
-                (key, f'unknown field (allowed: {allowed})') for key in params if key not in known
-            ]
         try:
-            validated = model.model_validate(params)
+            return model.model_validate(params)
         except ValidationError as exc:
-            errors = ParamsError.from_pydantic(exc, model.__name__).errors + errors
-            validated = None
-        if errors or validated is None:
-            raise ParamsError(f'Invalid params for {cls.__name__}', errors)
-        return validated
+            errors = ParamsError.from_pydantic(exc, model.__name__).errors
+            raise ParamsError(f'Invalid params for {cls.__name__}', errors) from None
+
+    @classmethod
+    def configured(cls, annotation_types: Iterable[str] = ()) -> type[BaseAction[P]]:
+        """This action with what its ``config.yaml`` entry declares (``annotation_types``).
+
+        Returns the class itself when there is nothing to add, else a subclass of the same
+        name (made once per declaration) that carries it, so one class can serve several
+        plugin configs without any of them changing it.
+        """
+        kinds = tuple(str(kind) for kind in annotation_types)
+        if not kinds or kinds == cls.annotation_types:
+            return cls
+        key = (cls, kinds)
+        with _configured_lock:
+            configured = _configured.get(key)
+            if configured is None:
+                attrs = {
+                    'annotation_types': kinds,
+                    'params_model': getattr(cls, 'params_model', None),
+                    '__module__': cls.__module__,
+                    '__qualname__': cls.__qualname__,
+                    '__doc__': cls.__doc__,
+                }
+                if attrs['params_model'] is None:
+                    del attrs['params_model']
+                configured = _configured[key] = type(cls.__name__, (cls,), attrs)
+        return configured
 
     @classmethod
     def dispatch(cls, params: dict[str, Any] | BaseModel | None, ctx: RuntimeContext) -> Any:

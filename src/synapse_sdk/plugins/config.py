@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synapse_sdk.errors import PluginError
-from synapse_sdk.plugins.enums import PluginCategory, RunMethod
+from synapse_sdk.plugins.enums import AnnotationType, PluginCategory, RunMethod
 
 _ENTRYPOINT = re.compile(r'^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$')
 
@@ -22,7 +22,7 @@ class ActionConfig(BaseModel):
 
     entrypoint: str
     method: RunMethod = RunMethod.JOB
-    annotation_types: list[str] = Field(default_factory=list)
+    annotation_types: list[AnnotationType] = Field(default_factory=list)
     description: str | None = None
 
     @field_validator('entrypoint')

@@ -77,7 +77,7 @@ class Plugin:
             raise PluginError(
                 f'Plugin {self.config.code!r}: {action.entrypoint!r} is not a BaseAction subclass'
             )
-        return cls
+        return cls.configured(action.annotation_types)
 
     def _prepare_import(self, module_name: str) -> None:
         """Put the plugin folder first on sys.path and forget same-named modules of others."""

@@ -26,8 +26,16 @@ class RunMethod(StrEnum):
     RESTAPI = 'restapi'
 
 
-class LogLevel(StrEnum):
-    DEBUG = 'debug'
-    INFO = 'info'
-    WARNING = 'warning'
-    ERROR = 'error'
+class AnnotationType(StrEnum):
+    """Kinds of data an action handles (``config.yaml``'s ``annotation_types``).
+
+    A data unit's kind is the name of its primary file without the number (``image_1`` ->
+    ``image``).
+    """
+
+    IMAGE = 'image'
+    VIDEO = 'video'
+    AUDIO = 'audio'
+    TEXT = 'text'
+    PCD = 'pcd'
+    PROMPT = 'prompt'

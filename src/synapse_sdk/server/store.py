@@ -34,6 +34,9 @@ __all__ = ['Store', 'UrlFor', 'default_home']
 
 UrlFor = Callable[[str], str]
 
+#: Columns of a record row that are decoded rather than copied.
+_DECODED = frozenset({'data', 'data_unit', 'tags'})
+
 
 def default_home() -> Path:
     """``$SYNAPSE_HOME``, or ``~/.synapse``."""
@@ -150,20 +153,33 @@ class Store:
         rows = rows[: query.page_size]
         if query.fields:
             return [dict(row) for row in rows], more
+        if not rows:
+            return [], more
         units = self._data_units({row['data_unit'] for row in rows}, url_for)
-        return [self._record(query.target.name, row, units) for row in rows], more
+        return self._records(rows, units), more
 
-    def _record(self, target: str, row: sqlite3.Row, units: dict[int, Any]) -> dict[str, Any]:
-        record: dict[str, Any] = {}
-        for name in row.keys():  # noqa: SIM118 - sqlite3.Row is not a mapping
-            if name in {'data', 'data_unit', 'tags'}:
-                continue
-            record[name] = row[name]
-        if 'tags' in row.keys():  # noqa: SIM118
-            record['tags'] = orjson.loads(row['tags'])
-        record['data_unit'] = units.get(row['data_unit'])
-        record['data'] = orjson.loads(row['data'])
-        return record
+    @staticmethod
+    def _records(rows: list[sqlite3.Row], units: dict[int, Any]) -> list[dict[str, Any]]:
+        """Rows as records: plain columns, then ``tags``, ``data_unit`` and ``data`` decoded.
+
+        The column plan is worked out once per page, not per row; an empty tag list (most
+        rows) is not run through the JSON decoder.
+        """
+        names = list(rows[0].keys())
+        plain = [(i, name) for i, name in enumerate(names) if name not in _DECODED]
+        tags = names.index('tags') if 'tags' in names else -1
+        unit, data = names.index('data_unit'), names.index('data')
+        loads = orjson.loads
+        records = []
+        for row in rows:
+            record = {name: row[i] for i, name in plain}
+            if tags >= 0:
+                raw = row[tags]
+                record['tags'] = [] if raw == '[]' else loads(raw)
+            record['data_unit'] = units.get(row[unit])
+            record['data'] = loads(row[data])
+            records.append(record)
+        return records
 
     def _data_units(self, ids: Iterable[int], url_for: UrlFor) -> dict[int, dict[str, Any]]:
         ids = sorted(ids)
@@ -171,19 +187,23 @@ class Store:
             return {}
         marks = ', '.join('?' * len(ids))
         units: dict[int, dict[str, Any]] = {}
-        for row in self.conn.execute(
+        for unit_id, name, width, height in self.conn.execute(
             f'SELECT id, name, width, height FROM data_units WHERE id IN ({marks})', ids
         ):
-            units[row['id']] = {**dict(row), 'files': {}}
-        for row in self.conn.execute(
-            f'SELECT * FROM files WHERE data_unit IN ({marks}) ORDER BY data_unit, id', ids
+            units[unit_id] = {
+                'id': unit_id, 'name': name, 'width': width, 'height': height, 'files': {}
+            }  # fmt: skip
+        for unit_id, key, path, file_name, primary, size, checksum in self.conn.execute(
+            'SELECT data_unit, key, path, file_name_original, is_primary, size, checksum '
+            f'FROM files WHERE data_unit IN ({marks}) ORDER BY data_unit, id',
+            ids,
         ):
-            units[row['data_unit']]['files'][row['key']] = {
-                'url': url_for(row['path']) if row['path'] else None,
-                'file_name_original': row['file_name_original'],
-                'is_primary': bool(row['is_primary']),
-                'size': row['size'],
-                'checksum': row['checksum'],
+            units[unit_id]['files'][key] = {
+                'url': url_for(path) if path else None,
+                'file_name_original': file_name,
+                'is_primary': bool(primary),
+                'size': size,
+                'checksum': checksum,
             }
         return units
 
@@ -294,6 +314,23 @@ class Store:
     ) -> dict[str, Any]:
         """Register a storage (``file_system``: ``{"location": path}``; ``s3``/``minio``: ...)."""
         with self.transaction() as conn:
+            cur = conn.execute(
+                'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
+                [name, provider, _dumps(dict(configuration))],
+            )
+        return self.get_storage(int(cur.lastrowid or 0))
+
+    def add_storage(
+        self, name: str, provider: str, configuration: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Register a storage under a name no other storage has (compared case-insensitively,
+        in the same write transaction); ``ValueError`` naming the existing one otherwise."""
+        with self.transaction() as conn:
+            for row in conn.execute('SELECT id, name FROM storages ORDER BY id'):
+                if str(row['name']).strip().casefold() == name.strip().casefold():
+                    raise ValueError(
+                        f'a storage named {row["name"]!r} already exists (id {row["id"]})'
+                    )
             cur = conn.execute(
                 'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
                 [name, provider, _dumps(dict(configuration))],

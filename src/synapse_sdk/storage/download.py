@@ -537,11 +537,11 @@ class Downloader:
         at their next retry wait with a DownloadError.
         """
         with self._close_lock:
-            if self._closed:
-                return
             self._closed = True
         if cancel:
             self._cancelled.set()
+        # Not skipped when already closed: a close() cut short by Ctrl-C/SIGTERM while it
+        # waited must still wait here, or workers write into a staging dir being rolled back.
         self._pool.shutdown(wait=True, cancel_futures=cancel)
         self._client.close()
 

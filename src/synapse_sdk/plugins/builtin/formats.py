@@ -1,16 +1,19 @@
 """The built-in format exporters: COCO, YOLO, Pascal VOC, CSV and DM JSON.
 
-Each is an ordinary template exporter on the public API (what a plugin author could write): it
-drives a streaming :class:`~synapse_sdk.formats.base.FormatWriter`, places original images
-where the format wants them, and lets the engine own the loop, progress and error policy.
+Each is a template exporter on the public API whose sink is a streaming
+:class:`~synapse_sdk.formats.base.FormatWriter`, driven directly through its own life
+(``start`` / ``image_relpath`` / ``write_item`` / ``finish`` or ``abort``): the engine owns the
+loop, the error policy and the counting; the writer converts and writes one item; originals go
+where ``image_relpath`` says. A plugin may subclass an exporter here (``convert_data`` to adjust
+records, ``additional_file_saving`` for extra files) and keep the writer.
 
 ``extra_params`` understood here (besides each format's own options): ``split`` (ratios or
-``"category"``), ``seed`` (split seed, default 0) and ``on_error`` (``skip`` | ``fail``).
+``"category"``), ``seed`` (split seed, default 0) and ``on_error`` (``skip`` | ``fail``). An
+item that already carries a ``split`` (planned over the whole selection) keeps it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,8 +23,154 @@ from synapse_sdk.formats import get_writer
 from synapse_sdk.formats.base import FormatItem, FormatWriter
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.images import image_size
-from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction, MetricsRecord
+from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
+from synapse_sdk.plugins.actions.export.item import ItemContext, Sink
 from synapse_sdk.plugins.actions.export.models import ExportStatus
+
+SUCCESS = ExportStatus.SUCCESS
+
+
+class WriterSink:
+    """Writes each item with a format writer (the ``Sink`` of :class:`FormatExporter`)."""
+
+    def __init__(self, exporter: FormatExporter) -> None:
+        self.exporter = exporter
+        self.writer: FormatWriter | None = None
+        self.root = Path('.')
+        self.save_original = exporter.save_original
+        self.seed = 0
+        self._made: set[Path] = set()
+
+    def open(self, root: Path) -> None:
+        ex = self.exporter
+        project = ex.params.get('project') or {}
+        configuration = project.get('configuration') if isinstance(project, dict) else None
+        if not configuration:
+            raise ExportError(f'{ex.format_name}: the project configuration is missing')
+        options = dict(ex.params.get('extra_params') or {})
+        self.seed = int(options.get('seed', 0))
+        self.root = root
+        writer_cls = get_writer(ex.format_name)
+        self.writer = writer_cls(
+            root, ClassMap.from_configuration(configuration), options, ex.report
+        )
+        ex.writer = self.writer
+        self.writer.start()
+
+    def write(self, item: ItemContext) -> ExportStatus:
+        writer = self.writer
+        assert writer is not None
+        source = item.data if isinstance(item.data, dict) else item.source
+        unit = source.get('data_unit')
+        if not isinstance(unit, dict):
+            unit = {}
+        data = source.get('data')
+        if isinstance(data, dict):
+            annotations = data.get('annotations')
+            classifications = data.get('classifications')
+        elif data is None:
+            annotations = classifications = None
+        else:
+            raise ItemExportError(f'"data" must be an object, got {_kind(data)}')
+        if not isinstance(annotations, list):
+            if annotations is not None:
+                raise ItemExportError(
+                    f'"data.annotations" must be a list, got {_kind(annotations)}'
+                )
+            annotations = []
+        if not isinstance(classifications, dict):
+            if classifications is not None:
+                raise ItemExportError(
+                    f'"data.classifications" must be an object, got {_kind(classifications)}'
+                )
+            classifications = {}
+        split = source.get('split')
+        if not split or not isinstance(split, str):
+            split = writer.split_spec.assign(item.id, source.get('category'), self.seed)
+        item.split = split
+        width, height = unit.get('width'), unit.get('height')
+        if type(width) is float and width.is_integer():  # 256.0, as some backends send sizes
+            width = int(width)
+        if type(height) is float and height.is_integer():
+            height = int(height)
+        fitem = FormatItem(
+            item.id, item.stem, item.ext, split, width, height, annotations, classifications,
+            source,
+        )  # fmt: skip
+        save_original = self.save_original
+        if not (save_original or (writer.needs_size and not (width and height))):
+            writer.write_item(fitem)  # the common case when originals are not wanted
+            return SUCCESS
+        rel = writer.image_relpath(fitem)
+        files = item.files
+        url = files.get('url') or files.get('path')
+        dest = self.root / rel if rel and save_original else None
+        fetched = False  # the original was fetched already, to read its size
+        if writer.needs_size and not (width and height):
+            fitem.width, fitem.height = self._size_from_header(item, url, dest)
+            fetched, dest = dest is not None and dest.exists(), None
+        try:
+            writer.write_item(fitem)
+        except BaseException:
+            if fetched and rel:
+                (self.root / rel).unlink(missing_ok=True)
+            raise
+        if fetched:
+            item.original_status = SUCCESS
+        elif dest is not None and url:
+            self.exporter.download_original(str(url), dest, item=item)
+        elif save_original and rel and not url:
+            item.original_status = ExportStatus.FAILED
+            item.original_error = 'the item has no original file'
+        return SUCCESS
+
+    def _size_from_header(
+        self, item: ItemContext, url: Any, dest: Path | None
+    ) -> tuple[int | None, int | None]:
+        """Image size from the original file's header (downloaded to ``dest`` or a temp)."""
+        if not url:
+            return None, None
+        from synapse_sdk.storage import Downloader
+        from synapse_sdk.storage.download import policy_for
+
+        policy = policy_for(self.exporter.ctx.client)  # originals only from the backend's media
+        with Downloader(max_workers=1, policy=policy) as downloader:
+            if dest is not None:
+                try:
+                    downloader.download(
+                        str(url),
+                        dest,
+                        size=item.files.get('size'),
+                        checksum=item.files.get('checksum'),
+                    )
+                except Exception as exc:
+                    raise ItemExportError(
+                        f'image size unknown and the original could not be read: {exc}',
+                        item_id=item.id,
+                        file=item.file_name,
+                    ) from exc
+                size = image_size(dest)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / f'probe{item.ext}'
+                    downloader.download(str(url), path)
+                    size = image_size(path)
+        return size if size else (None, None)
+
+    def close(self) -> None:
+        self.exporter.wait_for_downloads()
+        if self.writer is not None:
+            self.writer.finish()
+
+    def abort(self) -> None:
+        self.exporter.wait_for_downloads(cancel=True)
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def _kind(value: Any) -> str:
+    names: dict[type, str] = {dict: 'an object', list: 'a list', str: 'a string'}
+    return names.get(type(value), type(value).__name__)
 
 
 class FormatExporter(BaseExporter):
@@ -32,7 +181,6 @@ class FormatExporter(BaseExporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writer: FormatWriter | None = None
-        self._seed = 0
 
     @classmethod
     def check_params(cls, params: dict[str, Any], project: dict[str, Any] | None) -> None:
@@ -48,138 +196,8 @@ class FormatExporter(BaseExporter):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ParamsError('Invalid extra_params', [('extra_params.seed', 'must be an integer')])
 
-    def setup_output_directories(
-        self, unique_export_path: Path, save_original_file_flag: bool
-    ) -> dict[str, Path]:
-        project = self.params.get('project') or {}
-        configuration = project.get('configuration') if isinstance(project, dict) else None
-        if not configuration:
-            raise ExportError(f'{self.format_name}: the project configuration is missing')
-        options = dict(self.params.get('extra_params') or {})
-        self._seed = int(options.get('seed', 0))
-        writer_cls = get_writer(self.format_name)
-        self.writer = writer_cls(
-            unique_export_path, ClassMap.from_configuration(configuration), options, self.report
-        )
-        self.writer.start()
-        return {}
-
-    def process_file_saving(
-        self,
-        final_data: Any,
-        unique_export_path: Path,
-        save_original_file_flag: bool,
-        errors_json_file_list: list[dict[str, Any]],
-        errors_original_file_list: list[dict[str, Any]],
-        original_file_metrics_record: MetricsRecord,
-        data_file_metrics_record: MetricsRecord,
-        current_index: int,
-    ) -> bool:
-        assert self.writer is not None
-        state = self._require_current()
-        source = final_data if isinstance(final_data, dict) else state.source
-        unit = source.get('data_unit') or {}
-        data = source.get('data') or {}
-        # A split planned for the whole selection (keyed by data unit) wins over the writer's.
-        state.split = source.get('split') or self.writer.split_spec.assign(
-            state.id, source.get('category'), self._seed
-        )
-        item = FormatItem(
-            id=state.id,
-            stem=state.stem,
-            ext=state.ext,
-            split=state.split,
-            width=unit.get('width'),
-            height=unit.get('height'),
-            annotations=list(data.get('annotations') or []),
-            classifications=dict(data.get('classifications') or {}),
-            source=source,
-        )
-        rel = self.writer.image_relpath(item)
-        url = state.files.get('url') or state.files.get('path')
-        dest = unique_export_path / rel if rel and save_original_file_flag else None
-        fetched = False  # the original was already fetched, to read its size
-        if self.writer.needs_size and not (item.width and item.height):
-            item.width, item.height = self._size_from_header(url, dest)
-            fetched, dest = dest is not None and dest.exists(), None
-        try:
-            self.writer.write_item(item)
-        except BaseException:
-            if fetched and rel:
-                (unique_export_path / rel).unlink(missing_ok=True)
-            raise
-        if fetched:
-            self.count_original(state, ok=True)
-            self.run.export_log_original_file(state.id, state.file_name, ExportStatus.SUCCESS)
-        if dest is not None and url:
-            self.download_original(str(url), dest, errors_original_file_list)
-        elif save_original_file_flag and rel and not url:
-            self._record_error(errors_original_file_list, state, 'the item has no original file')
-            self.count_original(state, ok=False)
-        self.run.export_log_data_file(state.id, state.file_name, ExportStatus.SUCCESS)
-        self.count_data(ok=True)
-        return True
-
-    def _size_from_header(self, url: Any, dest: Path | None) -> tuple[int | None, int | None]:
-        """Image size from the original file's header (downloaded to ``dest`` or a temp)."""
-        state = self._require_current()
-        if not url:
-            return None, None
-        from synapse_sdk.storage import Downloader
-        from synapse_sdk.storage.download import policy_for
-
-        with Downloader(max_workers=1, policy=policy_for(self.ctx.client)) as downloader:
-            if dest is not None:
-                try:
-                    downloader.download(
-                        str(url),
-                        dest,
-                        size=state.files.get('size'),
-                        checksum=state.files.get('checksum'),
-                    )
-                except Exception as exc:
-                    raise ItemExportError(
-                        f'image size unknown and the original could not be read: {exc}',
-                        item_id=state.id,
-                        file=state.file_name,
-                    ) from exc
-                size = image_size(dest)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / f'probe{state.ext}'
-                    downloader.download(str(url), path)
-                    size = image_size(path)
-        return size if size else (None, None)
-
-    def additional_file_saving(self, unique_export_path: Path) -> None:
-        assert self.writer is not None
-        self.writer.finish()
-        if not self.params.get('save_original_file', True):
-            remove_empty_image_dirs(unique_export_path)
-
-    def export(self, on_progress: Any = None) -> dict[str, Any]:
-        try:
-            return super().export(on_progress=on_progress)
-        except BaseException:
-            if self.writer is not None:
-                self.writer.abort()
-            raise
-
-
-#: Folders the writers make for original images (``images/<split>``, ``JPEGImages``).
-IMAGE_DIRS = ('images', 'JPEGImages')
-
-
-def remove_empty_image_dirs(root: Path) -> None:
-    """An export without originals keeps no empty image folders (only empty ones go)."""
-    for name in IMAGE_DIRS:
-        top = root / name
-        if not top.is_dir():
-            continue
-        below = sorted((p for p in top.rglob('*') if p.is_dir()), key=lambda p: -len(p.parts))
-        for directory in [*below, top]:
-            with contextlib.suppress(OSError):  # not empty: an image is there
-                directory.rmdir()
+    def create_sink(self) -> Sink:
+        return WriterSink(self)
 
 
 def _exporter(fmt: str) -> type[FormatExporter]:

@@ -40,8 +40,12 @@ class BaseExportAction(BaseAction[P]):
         """Register workflow steps. Registering none keeps simple mode."""
 
     def create_context(self) -> ExportContext:
-        """Build the context the steps share. Override to add state."""
-        params_dict = self.params.model_dump()
+        """Build the context the steps share. Override to add state.
+
+        Params are dumped in JSON mode: enum members become their plain values, as they would
+        arrive from the CLI or the platform.
+        """
+        params_dict = self.params.model_dump(mode='json')
         return ExportContext(runtime_ctx=self.ctx, params=params_dict)
 
     def run(self) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from synapse_sdk.loggers.base import BaseLogger
@@ -27,6 +28,13 @@ class ExporterRunAdapter:
         self.logger = logger
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        #: Called with ``(kind, item_id)`` for every row (the engine notes rows hooks wrote).
+        self.on_row: Callable[[str, Any], None] | None = None
+        # A logger that drops events (NullLogger) needs no rows built for it.
+        cls = type(logger)
+        self._discard = (
+            cls.log_event is BaseLogger.log_event and cls._emit_event is BaseLogger._emit_event
+        )
 
     def log_message(self, message: str, level: str = 'info') -> None:
         self.logger.log_message(message, level)
@@ -49,13 +57,17 @@ class ExporterRunAdapter:
         self._row('data_file', item_id, file_info, status, error)
 
     def _row(self, kind: str, item_id: Any, file_info: Any, status: Any, error: str) -> None:
-        row = {
-            'kind': kind,
-            'item_id': item_id,
-            'file': file_info,
-            'status': str(ExportStatus(status)),
-            'error': error or '',
-        }
+        if self.on_row is not None:
+            self.on_row(kind, item_id)
+        self.log_row(kind, item_id, file_info, status, error)
+
+    def log_row(self, kind: str, item_id: Any, file_info: Any, status: Any, error: str) -> None:
+        """Queue one per-file status row (the engine's own rows come straight here)."""
+        if self._discard:
+            return
+        value = status.value if type(status) is ExportStatus else ExportStatus(status).value
+        row = {'kind': kind, 'item_id': item_id, 'file': file_info, 'status': value,
+               'error': error or ''}  # fmt: skip
         batch: list[dict[str, Any]] | None = None
         with self._lock:
             self._rows.append(row)
