@@ -262,7 +262,11 @@ def explain(exc: BaseException, flags: FlagMap | None = None) -> Failure:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
-    if isinstance(exc, ItemExportError) and exc.item_id is not None:
+    if (
+        isinstance(exc, ItemExportError)
+        and exc.item_id is not None
+        and not text.startswith(f'item {exc.item_id}')
+    ):
         where = f' ({exc.file})' if exc.file else ''
         return f'item {exc.item_id}{where}: {text}'
     if isinstance(exc, SynapseError):
