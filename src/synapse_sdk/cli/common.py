@@ -144,13 +144,14 @@ def _clean(message: str) -> str:
     return message.strip()
 
 
+_PARAM = re.compile(r'[\w.\[\]*-]+|--?[\w-]+|[A-Z_]+')
 _CLASS_NAME = re.compile(r' for [A-Z]\w*(?:Action|Exporter|Writer|Model|Params)\b')
 
 
 def describe_params_error(exc: ParamsError, flags: FlagMap | None = None) -> str:
     """One paragraph naming every bad field by its flag (``flags``) or param path."""
-    if not exc.errors:
-        return _CLASS_NAME.sub('', str(exc))
+    if not exc.errors or not all(_PARAM.fullmatch(field) for field, _ in exc.errors):
+        return _CLASS_NAME.sub('', str(exc))  # not about params (a file path, ...): as said
     lines = [
         f'{flag_for(field, flags)}: {_clean(msg)}{_hint(field, flags)}' for field, msg in exc.errors
     ]

@@ -81,7 +81,7 @@ def run_plugin_action(
     from synapse_sdk.loggers import BackendLogger, ConsoleLogger, JsonlLogger
     from synapse_sdk.plugins.discovery import load_plugin
 
-    file_logger = JsonlLogger(log_file) if log_file is not None else None
+    file_logger: JsonlLogger | None = None
     job: BackendLogger | None = None
     logger = TeeLogger()
 
@@ -108,6 +108,8 @@ def run_plugin_action(
             warn_reporting_problems(file_logger)
 
     with reported_errors(flags, debug, record):
+        if log_file is not None:  # a log file that cannot be opened is bad input: exit 2
+            file_logger = JsonlLogger(log_file)
         loaded = load_plugin(plugin)
         action_cls = loaded.get_action(action)
         action_cls.validate_params(params)  # bad params: exit 2 before any client is built
