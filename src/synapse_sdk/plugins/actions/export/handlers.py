@@ -243,6 +243,8 @@ class ExportTargetHandler(ABC):
             'data': normalize_data(record.get('data')),
             'files': primary_file(data_unit) if isinstance(data_unit, dict) else {},
             'data_unit': {key: data_unit.get(key) for key in ('id', 'name', 'width', 'height')}
+            # the source's own image id, kept by an import (CONTRACTS #1)
+            | ({'source_id': data_unit['source_id']} if 'source_id' in data_unit else {})
             if isinstance(data_unit, dict)
             else {},
         }
