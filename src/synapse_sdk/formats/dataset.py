@@ -76,37 +76,6 @@ def _plural(word: str) -> str:
     return word[:-1] + 'ies' if word.endswith('y') else word + 's'
 
 
-class ImportReport:
-    """Counts of what a reader read (``read``) and could not (``skipped``, by reason).
-
-    ``skipped`` keys are ``(what, reason)``: ``what`` names the thing not imported (``image``,
-    ``image file``, ``annotation``, ``file``), ``reason`` says why, in a few words.
-    """
-
-    def __init__(self) -> None:
-        self.read: Counter[str] = Counter()
-        self.skipped: Counter[tuple[str, str]] = Counter()
-
-    def count(self, what: str, n: int = 1) -> None:
-        if n:
-            self.read[what] += n
-
-    def skip(self, what: str, reason: str, n: int = 1) -> None:
-        if n:
-            self.skipped[(what, reason)] += n
-
-    def clear(self) -> None:
-        self.read.clear()
-        self.skipped.clear()
-
-    def as_dict(self) -> dict[str, Any]:
-        """``{"read": {what: n}, "skipped": {"what: reason": n}}`` (sorted, JSON-ready)."""
-        return {
-            'read': dict(sorted(self.read.items())),
-            'skipped': {f'{w}: {r}': n for (w, r), n in sorted(self.skipped.items())},
-        }
-
-
 @dataclass
 class ImportedDataset:
     # Project configuration in DESIGN form: {"classes": [...], "keypoints": {...}, ...}

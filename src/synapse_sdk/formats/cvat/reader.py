@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from synapse_sdk.formats._paths import resolve_inside
-from synapse_sdk.formats._reader import LazyImages, canonical_split, input_error
+from synapse_sdk.formats._reader import LazyImages, canonical_split, input_error, resolve_inside
 from synapse_sdk.formats.cvat.convert import cvat_to_annotation, parse_attribute, parse_points
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 

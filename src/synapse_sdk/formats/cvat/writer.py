@@ -25,8 +25,7 @@ from xml.sax.saxutils import escape
 from pydantic import Field
 
 from synapse_sdk.errors import ParamsError
-from synapse_sdk.formats._options import CommonOptions, parse_options
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog
+from synapse_sdk.formats.base import CommonOptions, FormatItem, FormatWriter, ItemLog
 from synapse_sdk.formats.classmap import ClassInfo
 from synapse_sdk.formats.cvat.convert import (
     BUILTIN_ATTRIBUTES,
@@ -147,10 +146,6 @@ class CvatWriter(FormatWriter):
 
     name = 'cvat'
     Options = CvatOptions
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return parse_options(cls.Options, options)
 
     def start(self) -> None:
         self.precision: int = self.options['precision']

@@ -26,8 +26,13 @@ from typing import Any
 
 import orjson
 
-from synapse_sdk.formats._paths import NOT_FOUND, resolve_inside
-from synapse_sdk.formats._reader import LazyImages, canonical_split, input_error
+from synapse_sdk.formats._reader import (
+    NOT_FOUND,
+    LazyImages,
+    canonical_split,
+    input_error,
+    resolve_inside,
+)
 from synapse_sdk.formats.base import Unsupported
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.images import image_size

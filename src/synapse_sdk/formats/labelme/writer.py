@@ -26,8 +26,7 @@ from typing import IO, Any
 from pydantic import Field
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats._options import CommonOptions, parse_options
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog
+from synapse_sdk.formats.base import CommonOptions, FormatItem, FormatWriter, ItemLog
 from synapse_sdk.formats.labelme.convert import annotation_to_shapes
 
 __all__ = ['LABELME_VERSION', 'LabelmeWriter', 'dump_json']
@@ -56,10 +55,6 @@ class LabelmeWriter(FormatWriter):
 
     name = 'labelme'
     Options = LabelmeOptions
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return parse_options(cls.Options, options)
 
     def start(self) -> None:
         self._splits: list[str] = []

@@ -28,8 +28,13 @@ from typing import Any
 import orjson
 from PIL import Image
 
-from synapse_sdk.formats._paths import NOT_FOUND, resolve_inside
-from synapse_sdk.formats._reader import LazyImages, canonical_split, input_error
+from synapse_sdk.formats._reader import (
+    NOT_FOUND,
+    LazyImages,
+    canonical_split,
+    input_error,
+    resolve_inside,
+)
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.images import image_size
 from synapse_sdk.formats.parquet.convert import object_to_annotations

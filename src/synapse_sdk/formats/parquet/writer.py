@@ -31,8 +31,7 @@ import yaml
 from pydantic import Field
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats._options import CommonOptions, parse_options
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog
+from synapse_sdk.formats.base import CommonOptions, FormatItem, FormatWriter, ItemLog
 from synapse_sdk.formats.parquet.convert import (
     OBJECT_FIELDS,
     annotation_to_object,
@@ -154,10 +153,6 @@ class ParquetWriter(FormatWriter):
 
     name = 'parquet'
     Options = ParquetOptions
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return parse_options(cls.Options, options)
 
     def start(self) -> None:
         _pa()
