@@ -23,10 +23,8 @@ def test_output_writes_a_folder_without_any_storage(synapse_home, tmp_path):
     assert done.returncode == 0, done.stderr
     result = orjson.loads(done.stdout)
     assert result['output_path'] == str(target)
-    assert {p.name for p in (target / 'annotations').iterdir()} == {
-        'instances_train.json',
-        'instances_val.json',
-    }
+    written = {p.name for p in (target / 'annotations').iterdir()}
+    assert {'instances_train.json', 'instances_val.json'} <= written
     images = list((target / 'images').rglob('*.*'))
     assert len(images) == result['exported_count'] > 0
     assert (target / 'export_report.json').is_file()

@@ -83,7 +83,10 @@ def test_contact_sheet_draws_the_known_box_where_it_is(known_dataset, tmp_path):
 def test_preview_shows_mistakes_in_the_written_files(known_dataset, tmp_path):
     path = known_dataset / 'annotations' / 'instances_train.json'
     coco = orjson.loads(path.read_bytes())
-    coco['annotations'][0]['bbox'] = [200, 30, 80, 50]  # now beyond the 240 px wide image
+    moved = coco['annotations'][0]
+    moved['bbox'] = [200, 30, 80, 50]  # now beyond the 240 px wide image
+    if moved.get('segmentation'):
+        moved['segmentation'] = [[200, 30, 280, 30, 280, 80, 200, 80]]
     path.write_bytes(orjson.dumps(coco))
     (known_dataset / 'images' / 'train' / 'empty.png').unlink()
     done = synapse('preview', str(known_dataset), '--output', str(tmp_path / 'p'),
