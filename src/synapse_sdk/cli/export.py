@@ -254,11 +254,21 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
     print_result(result)
 
 
+def _takes_split(fmt: str) -> bool:
+    """Whether the format writes splits (dm refuses ``split``)."""
+    from synapse_sdk.errors import ParamsError
+    from synapse_sdk.formats import get_writer
+
+    try:
+        get_writer(fmt).validate_options({'split': 'train=0.8,val=0.2'})
+    except (ParamsError, KeyError):
+        return False
+    return True
+
+
 def _epilog(fmt: str, docs: list[OptionDoc], flagged: set[str]) -> str:
-    lines = [
-        f'Example: synapse export {fmt} --project 1 --output ./{fmt}-export '
-        '--split train=0.8,val=0.2'
-    ]
+    split = ' --split train=0.8,val=0.2' if _takes_split(fmt) else ''
+    lines = [f'Example: synapse export {fmt} --project 1 --output ./{fmt}-export{split}']
     rest = [(doc, row) for doc, row in zip(docs, options_table(docs), strict=True)
             if doc.key not in flagged and doc.key not in SHARED_KEYS]  # fmt: skip
     if rest:

@@ -62,12 +62,7 @@ class BaseExportAction(BaseAction[P]):
 
         Orchestrator(registry, context, report=report).run()
         self.ctx.logger.flush_progress()
-        result = self.build_result(context)
-        # The run's summary for a person (stderr, the job log): one line per reason an
-        # annotation was skipped, converted or clamped, as the result's ``warnings`` say.
-        for line in result.get('warnings') or () if isinstance(result, dict) else ():
-            self.log_message(str(line), 'warning')
-        return result
+        return self.build_result(context)
 
     def build_result(self, context: ExportContext) -> dict[str, Any]:
         """The step-mode result: a JSON-friendly summary of the context."""
