@@ -221,3 +221,49 @@ def test_a_cvat_name_xml_cannot_hold_is_refused(synapse_home):
                    home=synapse_home)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert '-o name=' in done.stderr and 'XML' in done.stderr
+
+
+def _hostile_numbers_home(tmp_path: Path) -> Path:
+    root = tmp_path / 'dm'
+    _image(root / 'origin_files' / 'a.png')  # 8 x 8
+    anns = [
+        {'id': 'huge', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 1e308, 1e308]},
+        {'id': 'text', 'category': 'car', 'tool': 'bounding_box', 'bbox': ['1', '1', '2', '2']},
+        {'id': 'ok', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 2, 2]},
+        {'id': 'over', 'category': 'car', 'tool': 'bounding_box', 'bbox': [6, 6, 5, 5]},
+        {'id': 'poly', 'category': 'car', 'tool': 'polygon', 'points': [[-3, -3], [7, 0], [5, 7]]},
+    ]
+    (root / 'json').mkdir()
+    (root / 'json' / 'a.json').write_bytes(orjson.dumps({'annotations': anns}))
+    home = tmp_path / 'home'
+    assert synapse('data', 'import', 'dm', str(root), home=home).returncode == 0
+    return home
+
+
+@pytest.mark.parametrize('fmt', ['cvat', 'labelme', 'parquet'])
+def test_new_formats_refuse_numbers_no_tool_can_read(tmp_path, fmt):
+    """Issue 9 for the formats of issue 13: cvat wrote a 309-digit coordinate for a 1e308 box,
+    parquet an ``area`` of inf, and all three took a bbox of strings; those annotations are
+    skipped with the reason every other format gives."""
+    home = _hostile_numbers_home(tmp_path)
+    done = gt_export(home, fmt, 'numbers')
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['skipped'] == {'bbox is not 4 finite numbers': 2}
+
+
+def test_parquet_clamps_boxes_to_the_image_as_coco_does(tmp_path):
+    """Parquet objects are COCO xywh boxes: one reaching past the image (which albumentations
+    and other loaders refuse) was written as is; it is clamped and reported, as in COCO."""
+    import pyarrow.parquet as pq
+
+    home = _hostile_numbers_home(tmp_path)
+    done = gt_export(home, 'parquet', 'clamped')
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['clamped'] == 2
+    (shard,) = (Path(result['output_path']) / 'data').glob('*.parquet')
+    (row,) = pq.read_table(shard).to_pylist()
+    for x, y, w, h in row['objects']['bbox']:
+        assert 0 <= x and 0 <= y and x + w <= 8 and y + h <= 8
+    assert row['objects']['bbox'][:2] == [[1.0, 1.0, 2.0, 2.0], [6.0, 6.0, 2.0, 2.0]]

@@ -32,6 +32,7 @@ import orjson
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
     check_mask,
+    check_numbers,
     enclosing_box,
     mask_to_rle,
     polygon_area,
@@ -189,8 +190,10 @@ def annotation_to_cvat(
     keypoint_names: Sequence[str] | None = None,
     log: ItemLog | None = None,
 ) -> Element:
-    """One document annotation as a CVAT element; raises :class:`Unsupported` with the reason."""
+    """One document annotation as a CVAT element; raises :class:`Unsupported` with the reason
+    (also for a number no reader takes: NaN, inf, a string, beyond 2**31 pixels)."""
     log = log or ItemLog()
+    check_numbers(ann, image_size)
     tool = ann.get('tool')
     label = ann['category']
     if not xml_safe(label):

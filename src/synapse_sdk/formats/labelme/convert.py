@@ -30,6 +30,7 @@ from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
     box_from_corners,
     check_mask,
+    check_numbers,
     enclosing_box,
     mask_to_rle,
     polygon_area,
@@ -121,6 +122,7 @@ def annotation_to_shapes(
     ``group_id`` is used by keypoint annotations (their points share it).
     """
     log = log or ItemLog()
+    check_numbers(ann, image_size)  # NaN, inf, strings, beyond 2**31 pixels: skipped
     tool = ann.get('tool')
     label = ann['category']
     attributes = dict(ann.get('attributes') or {})
