@@ -265,5 +265,27 @@ def test_parquet_clamps_boxes_to_the_image_as_coco_does(tmp_path):
     (shard,) = (Path(result['output_path']) / 'data').glob('*.parquet')
     (row,) = pq.read_table(shard).to_pylist()
     for x, y, w, h in row['objects']['bbox']:
-        assert 0 <= x and 0 <= y and x + w <= 8 and y + h <= 8
+        assert x >= 0 and y >= 0 and x + w <= 8 and y + h <= 8
     assert row['objects']['bbox'][:2] == [[1.0, 1.0, 2.0, 2.0], [6.0, 6.0, 2.0, 2.0]]
+
+
+def test_strict_on_the_command_line(synapse_home):
+    """Issue 8 names ``--strict`` (param ``strict: true``); ``synapse export`` had no such
+    flag. Any skipped annotation fails the run and nothing is published."""
+    done = gt_export(synapse_home, 'yolo', 'strict', '--strict')
+    assert done.returncode == 1, done.stderr
+    assert 'strict' in done.stderr and 'skipped' in done.stderr
+    assert not (synapse_home / 'storage' / 'exports' / 'strict').exists()
+    carried = gt_export(synapse_home, 'dm', 'strict-dm', '--strict')  # dm carries everything
+    assert carried.returncode == 0, carried.stderr
+
+
+def test_a_filter_that_contradicts_a_flag_is_refused(synapse_home):
+    """``--project 1 --filter project=2`` exported project 1, silently dropping the filter."""
+    done = synapse('export', 'coco', '--project', '1', '--filter', 'project=2', '--name', 'x',
+                   home=synapse_home)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert '--project' in done.stderr and '--filter project=2' in done.stderr
+    same = synapse('export', 'coco', '--project', '1', '--filter', 'project=1', '--name', 'y',
+                   '-q', home=synapse_home)  # fmt: skip
+    assert same.returncode == 0, same.stderr

@@ -156,6 +156,14 @@ def _shared_options(
         bool,
         typer.Option('--allow-empty', help='Publish an empty dataset when nothing is selected'),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            '--strict',
+            help='Fail, publishing nothing, when any annotation is skipped or clamped or any '
+            'item or original file fails',
+        ),
+    ] = False,
     sample_policy: Annotated[
         str | None,
         typer.Option(
@@ -191,10 +199,14 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
             EXIT_USAGE,
         )
     flt: dict[str, Any] = _pairs(o['filters'] or [], '--filter')
-    if o['project'] is not None:
-        flt['project'] = o['project']
-    if o['gt_version'] is not None:
-        flt['ground_truth_dataset_version'] = o['gt_version']
+    for key, flag in (('project', '--project'), ('ground_truth_dataset_version', '--gt-version')):
+        value = o[flag[2:].replace('-', '_')]
+        if value is None:
+            continue
+        if key in flt and flt[key] != value:
+            fail(f'{flag} {value} and --filter {key}={flt[key]} contradict each other; '
+                 'give one of them', EXIT_USAGE)  # fmt: skip
+        flt[key] = value
     extra = _pairs(o['options'] or [], '--option')
     extra.update(format_values)
     if o['split'] is not None:
@@ -210,6 +222,8 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
     }
     if o['allow_empty']:
         params['allow_empty'] = True
+    if o['strict']:
+        params['strict'] = True
     if o['sample_policy'] is not None:
         params['sample_policy'] = o['sample_policy']
     whole_filter = '--gt-version' if o['target'] == 'ground_truth' else '--project'
@@ -229,6 +243,7 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
         **{f'extra_params.{k}': f for k, f in option_flags.items() if k in format_values},
         'output': '--output',
         'allow_empty': '--allow-empty',
+        'strict': '--strict',
         'sample_policy': '--sample-policy',
     }
     for field in ('storage', 'path', 'name'):
