@@ -289,3 +289,34 @@ def test_a_filter_that_contradicts_a_flag_is_refused(synapse_home):
     same = synapse('export', 'coco', '--project', '1', '--filter', 'project=1', '--name', 'y',
                    '-q', home=synapse_home)  # fmt: skip
     assert same.returncode == 0, same.stderr
+
+
+@pytest.mark.parametrize(
+    ('fmt', 'content'),
+    [('coco', b'[1, 2]'), ('coco', b'{"images": "x"}'), ('coco', b'{"info": {}}')],
+)
+def test_an_import_that_finds_no_image_is_refused(tmp_path, fmt, content):
+    """A JSON file that is not a COCO dataset at all imported as an empty project, exit 0
+    ("Imported 0 images"); nothing is created and the user is told what was found."""
+    path = tmp_path / 'instances_train.json'
+    path.write_bytes(content)
+    home = tmp_path / 'home'
+    done = synapse('data', 'import', fmt, str(path), home=home)
+    assert done.returncode == 2, done.stderr
+    assert 'no images' in done.stderr
+    listed = synapse('project', 'list', '--json', home=home)
+    assert listed.returncode == 0 and orjson.loads(listed.stdout) == []
+
+
+def test_dm_import_skips_an_annotation_without_a_class_name(tmp_path):
+    root = tmp_path / 'dm'
+    _image(root / 'origin_files' / 'a.png')
+    box = {'tool': 'bounding_box', 'bbox': [1, 1, 2, 2]}
+    anns = [{'id': '1', 'category': ['car'], **box}, {'id': '2', 'category': 'car', **box}]
+    (root / 'json').mkdir()
+    (root / 'json' / 'a.json').write_bytes(orjson.dumps({'annotations': anns}))
+    done = synapse('data', 'import', 'dm', str(root), home=tmp_path / 'home')
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['read']['annotations'] == 1
+    assert result['skipped'] == {'annotation: "category" is not a class name (text)': 1}
