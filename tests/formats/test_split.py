@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ItemExportError, ParamsError
-from synapse_sdk.formats.split import parse_split
+from synapse_sdk.formats.split import exact_counts, parse_split, parse_split_mode, plan_splits
 
 VALID = [
     (None, (('train', 1.0),), False),
@@ -89,3 +90,120 @@ def test_assignment_depends_only_on_id_and_seed(item_id: int, seed: int, others:
         spec.assign(other, seed=seed)
     assert spec.assign(item_id, seed=seed) == before
     assert parse_split('train=0.8,val=0.1,test=0.1').assign(item_id, seed=seed) == before
+
+
+# -- exact counts (largest remainder) and the split plan per data unit ------------------------
+EXACT = [
+    (50, [0.8, 0.2], [40, 10]),
+    (50, [0.7, 0.2, 0.1], [35, 10, 5]),
+    (47, [0.7, 0.2, 0.1], [33, 9, 5]),
+    (100, [0.29, 0.71], [29, 71]),  # 0.29 * 100 is 28.999999999999996 in floats
+    (3, [1 / 3] * 3, [1, 1, 1]),
+    (1, [0.5, 0.5], [1, 0]),  # equal remainders: the earlier split
+    (0, [0.8, 0.2], [0, 0]),
+    (7, [1.0], [7]),
+]
+
+
+@pytest.mark.parametrize(('n', 'ratios', 'expected'), EXACT)
+def test_exact_counts_by_largest_remainder(
+    n: int, ratios: list[float], expected: list[int]
+) -> None:
+    assert exact_counts(n, ratios) == expected
+
+
+@given(
+    n=st.integers(0, 5000),
+    weights=st.lists(st.floats(0.01, 100, allow_nan=False), min_size=1, max_size=6),
+)
+def test_exact_counts_sum_and_stay_within_one_of_the_quota(n: int, weights: list[float]) -> None:
+    ratios = [w / sum(weights) for w in weights]
+    counts = exact_counts(n, ratios)
+    assert sum(counts) == n
+    assert all(abs(c - r * n) < 1 + 1e-6 for c, r in zip(counts, ratios, strict=True))
+
+
+def units(n: int, start: int = 1) -> np.ndarray:
+    return np.arange(start, start + n, dtype=np.int64)
+
+
+def named(spec: Any, plan: np.ndarray) -> list[str]:
+    return [spec.names[i] for i in plan]
+
+
+@pytest.mark.parametrize('mode', ['exact', 'stratified'])
+@pytest.mark.parametrize(('split', 'n'), [('train=0.8,val=0.2', 50), ('train=7,val=2,test=1', 47)])
+def test_plan_gives_exact_counts(mode: str, split: str, n: int) -> None:
+    spec = parse_split(split)
+    classes = (units(n) % 4).astype(np.int64)
+    plan = plan_splits(units(n), spec, seed=3, mode=mode, classes=classes)
+    expected = exact_counts(n, [r for _, r in spec.ratios])
+    assert np.bincount(plan, minlength=len(spec.names)).tolist() == expected
+
+
+def test_plan_is_seeded_and_independent_of_input_order() -> None:
+    spec = parse_split('train=0.8,val=0.2')
+    ids = units(200, start=1000)
+    first = dict(zip(ids.tolist(), named(spec, plan_splits(ids, spec, seed=1)), strict=True))
+    shuffled = np.random.default_rng(0).permutation(ids)
+    again = dict(
+        zip(shuffled.tolist(), named(spec, plan_splits(shuffled, spec, seed=1)), strict=True)
+    )
+    assert again == first
+    other = dict(zip(ids.tolist(), named(spec, plan_splits(ids, spec, seed=2)), strict=True))
+    assert other != first and Counter(other.values()) == Counter(first.values())
+
+
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    seed=st.integers(0, 1000),
+    weights=st.lists(st.integers(1, 9), min_size=2, max_size=3),
+)
+def test_stratified_gives_each_class_its_share(
+    sizes: list[int], seed: int, weights: list[int]
+) -> None:
+    """Exact totals, and every class within one item of its proportional share of each split."""
+    spec = parse_split({f's{i}': w for i, w in enumerate(weights)})
+    classes = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    ids = np.random.default_rng(seed).permutation(len(classes)).astype(np.int64) * 3 + 11
+    plan = plan_splits(ids, spec, seed=seed, mode='stratified', classes=classes)
+    n = len(ids)
+    ratios = [r for _, r in spec.ratios]
+    assert np.bincount(plan, minlength=len(ratios)).tolist() == exact_counts(n, ratios)
+    for k, size in enumerate(sizes):
+        tally = np.bincount(plan[classes == k], minlength=len(ratios))
+        for j, ratio in enumerate(ratios):
+            assert abs(tally[j] - ratio * size) < 2, (k, size, tally.tolist())
+
+
+def test_sticky_is_the_per_unit_hash_and_keeps_splits_as_data_grows() -> None:
+    spec = parse_split('train=0.5,val=0.5')
+    small = plan_splits(units(8), spec, seed=0, mode='sticky')
+    assert named(spec, small) == GOLDEN  # the same hash as SplitSpec.assign, keyed by unit
+    grown = plan_splits(units(500), spec, seed=0, mode='sticky')
+    assert named(spec, grown[:8]) == GOLDEN
+
+
+def test_exact_mode_puts_80_20_exactly_where_hashing_did_not() -> None:
+    """The old per-item hash gave 45/5 for 80/20 on 50 items; the plan gives 40/10."""
+    spec = parse_split('train=0.8,val=0.2')
+    hashed = Counter(spec.assign(i) for i in range(1, 51))
+    assert hashed != {'train': 40, 'val': 10}
+    assert Counter(named(spec, plan_splits(units(50), spec))) == {'train': 40, 'val': 10}
+
+
+def test_category_specs_are_not_planned() -> None:
+    with pytest.raises(ValueError, match='category'):
+        plan_splits(units(3), parse_split('category'))
+
+
+@pytest.mark.parametrize('value', [None, 'exact', 'stratified', 'sticky'])
+def test_split_modes(value: Any) -> None:
+    assert parse_split_mode(value) == (value or 'exact')
+
+
+@pytest.mark.parametrize('value', ['Exact', 'random', 1, True])
+def test_bad_split_mode_names_the_option(value: Any) -> None:
+    with pytest.raises(ParamsError, match='exact, stratified, sticky') as info:
+        parse_split_mode(value)
+    assert info.value.errors[0][0] == 'extra_params.split_mode'

@@ -61,6 +61,18 @@ def export(
         list[str] | None,
         typer.Option('--option', '-o', help='Format option key=value, e.g. task=segment'),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option('--allow-empty', help='Publish an empty dataset when nothing is selected'),
+    ] = False,
+    sample_policy: Annotated[
+        str | None,
+        typer.Option(
+            '--sample-policy',
+            help='Which record of a re-annotated image is exported: latest_approved (default), '
+            'latest, or all (each as its own sample)',
+        ),
+    ] = None,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -90,4 +102,8 @@ def export(
         'filter': flt,
         'extra_params': extra,
     }
+    if allow_empty:
+        params['allow_empty'] = True
+    if sample_policy is not None:
+        params['sample_policy'] = sample_policy
     print_result(run_plugin_action(fmt, 'export', params, log_file, quiet, job_id))

@@ -103,6 +103,24 @@ class ClientBase(ABC):
         page = self._page(target, dict(params or {}), None, True)
         return {'count': page.count, 'next': page.next, 'previous': None, 'results': page.records}
 
+    def iter_fields(
+        self,
+        target: str,
+        filters: Mapping[str, Any] | None,
+        fields: list[str] | tuple[str, ...],
+        page_size: int = 10_000,  # filters.MAX_LIGHT_PAGE_SIZE: light rows, not documents
+    ) -> Iterator[dict[str, Any]]:
+        """A light pass over a whole selection: only ``fields`` of each matching record of
+        ``target`` (``assignment``, ``task``, ``ground_truth_event``), plus its paging key, in
+        key order and large pages. ``data_unit`` is then the data unit's id, not the unit.
+
+        Export planning reads every id of a selection this way before the export streams the
+        full records. A backend that ignores ``fields`` answers with whole records; callers
+        only read the fields they asked for.
+        """
+        params = {**dict(filters or {}), 'fields': ','.join(fields), 'page_size': page_size}
+        return self._iterate(target, params)
+
     # -- assignments -----------------------------------------------------------------------------
 
     def get_assignments(self, filters: Mapping[str, Any] | None) -> tuple[Iterator[Any], int]:

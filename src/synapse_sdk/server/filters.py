@@ -6,11 +6,18 @@ arrive either as Python values (``LocalClient``) or as query-string text (the se
 normalised the same way, so the two clients return the same records for the same filters.
 
 An unknown key raises :class:`~synapse_sdk.errors.FilterError` listing the supported keys: a typo
-never widens an export to the whole project.
+never widens an export to the whole project. A value outside a field's known set (``status``) is
+refused the same way, naming the value and the allowed ones: a typo never narrows an export to
+nothing either.
+
+``fields=id,data_unit,...`` (a control param) asks for a *light* listing: only those columns of
+each record, no documents, no data units, in pages of up to :data:`MAX_LIGHT_PAGE_SIZE`. Export
+planning reads a whole selection's ids this way (see :meth:`ClientBase.iter_fields`).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,12 +26,16 @@ from typing import Any
 from synapse_sdk.errors import FilterError
 
 __all__ = [
+    'ASSIGNMENT_STATUSES',
     'CONTROL_PARAMS',
     'DEFAULT_PAGE_SIZE',
+    'MAX_LIGHT_PAGE_SIZE',
     'MAX_PAGE_SIZE',
     'TARGETS',
+    'TASK_STATUSES',
     'Query',
     'TargetSpec',
+    'check_filter_values',
     'format_time',
     'parse_query',
     'split_params',
@@ -32,6 +43,13 @@ __all__ = [
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+#: Page size cap of light listings (``fields=...``): a few ints per record, not documents.
+MAX_LIGHT_PAGE_SIZE = 10_000
+
+#: The platform's workflow states. A status filter outside them is a typo, refused before
+#: anything runs (``status=approvd`` used to select nothing and publish an empty dataset).
+ASSIGNMENT_STATUSES = ('in_progress', 'submitted', 'approved', 'rejected')
+TASK_STATUSES = ('pending', 'in_progress', 'completed')
 
 # Query parameters that steer paging and rendering rather than select records.
 CONTROL_PARAMS = frozenset(
@@ -45,6 +63,7 @@ class _Filter:
     kind: str  # int | ints | strs | bool | datetime
     sql: str  # a WHERE fragment; ``{v}`` is replaced by placeholders
     required: bool = False
+    choices: tuple[str, ...] = ()  # the known values of a ``strs`` filter; empty: any value
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,8 @@ class TargetSpec:
     filters: dict[str, _Filter]
     required_any: tuple[str, ...] = ()  # at least one of these keys must be given
     aliases: dict[str, str] = field(default_factory=dict)
+    #: Columns a light listing (``fields=...``) may ask for: name -> SQL expression.
+    light: dict[str, str] = field(default_factory=dict)
 
     @property
     def supported(self) -> list[str]:
@@ -77,7 +98,7 @@ _ASSIGNMENT = TargetSpec(
         'ids': _Filter('ints', 'r.id IN ({v})'),
         'task': _Filter('ints', 'r.task IN ({v})'),
         'data_unit': _Filter('ints', 't.data_unit IN ({v})'),
-        'status': _Filter('strs', 'r.status IN ({v})'),
+        'status': _Filter('strs', 'r.status IN ({v})', choices=ASSIGNMENT_STATUSES),
         'tags': _Filter('strs', _tags('r')),
         'user': _Filter('ints', 'r.user IN ({v})'),
         'created__gte': _Filter('datetime', 'r.created >= {v}'),
@@ -86,7 +107,9 @@ _ASSIGNMENT = TargetSpec(
     # Not required here: the spec's own step example lists assignments with no filter. Exports
     # still require a project (AssignmentExportTargetHandler.validate_filter), so an export
     # never widens to every project.
-)
+    light={'id': 'r.id', 'data_unit': 't.data_unit', 'task': 'r.task', 'status': 'r.status',
+           'user': 'r.user', 'created': 'r.created'},
+)  # fmt: skip
 
 _TASK = TargetSpec(
     name='task',
@@ -96,19 +119,23 @@ _TASK = TargetSpec(
         'project': _Filter('int', 'r.project = {v}'),
         'ids': _Filter('ints', 'r.id IN ({v})'),
         'data_unit': _Filter('ints', 'r.data_unit IN ({v})'),
-        'status': _Filter('strs', 'r.status IN ({v})'),
+        'status': _Filter('strs', 'r.status IN ({v})', choices=TASK_STATUSES),
         'tags': _Filter('strs', _tags('r')),
         'has_assignment': _Filter(
             'bool', '(EXISTS (SELECT 1 FROM assignments a WHERE a.task = r.id)) = {v}'
         ),
         'assignment_status': _Filter(
-            'strs', 'EXISTS (SELECT 1 FROM assignments a WHERE a.task = r.id AND a.status IN ({v}))'
+            'strs',
+            'EXISTS (SELECT 1 FROM assignments a WHERE a.task = r.id AND a.status IN ({v}))',
+            choices=ASSIGNMENT_STATUSES,
         ),
         'created__gte': _Filter('datetime', 'r.created >= {v}'),
         'created__lte': _Filter('datetime', 'r.created <= {v}'),
     },
     required_any=('project',),
-)
+    light={'id': 'r.id', 'data_unit': 'r.data_unit', 'status': 'r.status',
+           'created': 'r.created'},
+)  # fmt: skip
 
 _GROUND_TRUTH = TargetSpec(
     name='ground_truth_event',
@@ -125,7 +152,10 @@ _GROUND_TRUTH = TargetSpec(
     required_any=('ground_truth_dataset_version',),
     # The platform's own name for the key; the spec's GT handler renames to it.
     aliases={'ground_truth_dataset_versions': 'ground_truth_dataset_version'},
-)
+    light={'pgh_id': 'r.pgh_id', 'id': 'r.id', 'data_unit': 'r.data_unit',
+           'ground_truth_dataset_version': 'r.version', 'category': 'r.category',
+           'created': 'r.created'},
+)  # fmt: skip
 
 TARGETS: dict[str, TargetSpec] = {s.name: s for s in (_ASSIGNMENT, _TASK, _GROUND_TRUTH)}
 
@@ -141,6 +171,7 @@ class Query:
     after: int | None = None  # keyset cursor: the last key already seen
     page_size: int = DEFAULT_PAGE_SIZE
     with_count: bool = True
+    fields: tuple[str, ...] = ()  # a light listing of these columns; empty: whole records
 
 
 def format_time(value: datetime) -> str:
@@ -202,6 +233,44 @@ _CONVERT: dict[str, Callable[[str, Any], list[Any]]] = {
 }
 
 
+def _values(key: str, flt: _Filter, value: Any) -> list[Any]:
+    """The SQL arguments of one filter; :class:`FilterError` names a value outside its set."""
+    values = _CONVERT[flt.kind](key, value)
+    if flt.choices:
+        unknown = [v for v in values if v not in flt.choices]
+        if unknown:
+            hints = [
+                f'{v!r} (did you mean {close[0]!r}?)' if close else repr(v)
+                for v in unknown
+                for close in [difflib.get_close_matches(v, flt.choices, n=1)]
+            ]
+            raise FilterError(
+                f'Filter {key!r} has unknown value(s) {", ".join(hints)}; '
+                f'allowed: {", ".join(flt.choices)}'
+            )
+    return values
+
+
+def check_filter_values(target: str, filters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, problem)`` for every value of ``filters`` that ``target`` would refuse.
+
+    Keys this module does not know are left to the backend (a platform may accept more); known
+    keys are checked exactly as :func:`parse_query` checks them, so a client can refuse a typo
+    before sending anything.
+    """
+    spec = TARGETS[target]
+    problems: list[tuple[str, str]] = []
+    for key, value in split_params(filters)[0].items():
+        flt = spec.filters.get(spec.aliases.get(key, key))
+        if flt is None:
+            continue
+        try:
+            _values(key, flt, value)
+        except FilterError as exc:
+            problems.append((key, str(exc)))
+    return problems
+
+
 def split_params(params: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a params mapping into ``(filters, control)``; ``None`` values are dropped."""
     filters: dict[str, Any] = {}
@@ -213,20 +282,34 @@ def split_params(params: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict
     return filters, control
 
 
-def _page_size(value: Any) -> int:
+def _page_size(value: Any, cap: int = MAX_PAGE_SIZE) -> int:
     try:
         size = int(str(value).strip())
     except ValueError:
         raise FilterError(f'page_size must be an integer, got {value!r}') from None
     if size < 1:
         raise FilterError(f'page_size must be at least 1, got {size}')
-    return min(size, MAX_PAGE_SIZE)
+    return min(size, cap)
+
+
+def _fields(spec: TargetSpec, value: Any) -> tuple[str, ...]:
+    names = [n.strip() for n in str(value).split(',') if n.strip()] if value else []
+    unknown = sorted({n for n in names if n not in spec.light})
+    if unknown or not names:
+        raise FilterError(
+            f'fields: unknown field(s) {", ".join(unknown) or "(none given)"}; '
+            f'allowed: {", ".join(sorted(spec.light))}'
+        )
+    if spec.key not in names:  # paging resumes from the key, so every light row carries it
+        names.insert(0, spec.key)
+    return tuple(dict.fromkeys(names))
 
 
 def parse_query(target: str, params: Mapping[str, Any] | None) -> Query:
     """Validate ``params`` (filters plus control params) for ``target`` into a :class:`Query`.
 
-    Raises :class:`FilterError` for unknown keys, a missing required key and malformed values.
+    Raises :class:`FilterError` for unknown keys, a missing required key, malformed values and
+    values outside a field's known set (``status``).
     """
     spec = TARGETS[target]
     filters, control = split_params(params)
@@ -250,7 +333,7 @@ def parse_query(target: str, params: Mapping[str, Any] | None) -> Query:
     args: list[Any] = []
     for key in sorted(normalised):
         flt = spec.filters[key]
-        values = _CONVERT[flt.kind](key, normalised[key])
+        values = _values(key, flt, normalised[key])
         where.append('(' + flt.sql.replace('{v}', ', '.join('?' * len(values))) + ')')
         args.extend(values)
     query = Query(target=spec, where=where, args=args)
@@ -265,8 +348,11 @@ def parse_query(target: str, params: Mapping[str, Any] | None) -> Query:
             raise FilterError(f'{other} does not apply here; page with {cursor_key}')
     if cursor_key in control:
         query.after = _to_int(cursor_key, control[cursor_key])
+    if 'fields' in control:
+        query.fields = _fields(spec, control['fields'])
     if 'page_size' in control:
-        query.page_size = _page_size(control['page_size'])
+        cap = MAX_LIGHT_PAGE_SIZE if query.fields else MAX_PAGE_SIZE
+        query.page_size = _page_size(control['page_size'], cap)
     pagination = str(control.get('pagination', 'page')).strip()
     if pagination not in {'page', 'cursor'}:
         raise FilterError(f"pagination must be 'page' or 'cursor', got {pagination!r}")

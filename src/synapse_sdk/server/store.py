@@ -128,7 +128,8 @@ class Store:
 
         Returns ``(records, more)``; ``more`` says whether another page follows. The cost of a
         page does not grow with its position: the key is indexed and the query starts from the
-        cursor instead of skipping an offset.
+        cursor instead of skipping an offset. With ``query.fields`` the records are light rows
+        holding only those columns.
         """
         after = query.after if after is None else after
         key = f'r.{query.target.key}'
@@ -137,13 +138,21 @@ class Store:
         if after is not None:
             where.append(f'{key} {"<" if query.descending else ">"} ?')
             args.append(after)
+        if query.fields:  # a light listing: only these columns, no documents or data units
+            light = query.target.light
+            columns = ', '.join(f'{light[name]} AS {name}' for name in query.fields)
+            select = f'SELECT {columns} {FROM_COUNT[query.target.name]}'
+        else:
+            select = SELECT[query.target.name]
         sql = (
-            f'{SELECT[query.target.name]} WHERE {" AND ".join(where) or "1"} '
+            f'{select} WHERE {" AND ".join(where) or "1"} '
             f'ORDER BY {key} {"DESC" if query.descending else "ASC"} LIMIT ?'
         )
         rows = self.conn.execute(sql, [*args, query.page_size + 1]).fetchall()
         more = len(rows) > query.page_size
         rows = rows[: query.page_size]
+        if query.fields:
+            return [dict(row) for row in rows], more
         if not rows:
             return [], more
         units = self._data_units({row['data_unit'] for row in rows}, url_for)

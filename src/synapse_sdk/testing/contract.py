@@ -31,21 +31,28 @@ import orjson
 from synapse_sdk.errors import ParamsError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.action import BaseAction
+from synapse_sdk.plugins.actions.export.selection import select_samples
 from synapse_sdk.testing.helpers import DemoBackend, demo_backend, read_tree_digest, run_export
 
 __all__ = ['ExportActionContract']
 
 
 def selected_records(backend: DemoBackend, target: str, filters: dict[str, Any]) -> list[Any]:
-    """The records the backend holds for ``target`` and ``filters`` (what must be exported)."""
+    """The records the backend holds for ``target`` and ``filters`` that must be exported: one
+    per data unit, as the default ``sample_policy`` picks them (a rejected assignment that was
+    re-annotated is not a sample)."""
     client = backend.client
+    key = 'id'
     if target == 'task':
-        return list(client.get_tasks(filters)[0])
-    if target == 'assignment':
-        return list(client.get_assignments(filters)[0])
-    if target == 'ground_truth':
-        return list(client.list_ground_truth_events(params=filters, list_all=True))
-    raise ValueError(f'the contract knows no target {target!r}')
+        records = list(client.get_tasks(filters)[0])
+    elif target == 'assignment':
+        records = list(client.get_assignments(filters)[0])
+    elif target == 'ground_truth':
+        records = list(client.list_ground_truth_events(params=filters, list_all=True))
+        key = 'pgh_id'
+    else:
+        raise ValueError(f'the contract knows no target {target!r}')
+    return select_samples(records, key)
 
 
 def _tree(root: Path) -> set[str]:
@@ -187,7 +194,8 @@ class ExportActionContract:
 
     # -- checks ----------------------------------------------------------------------------------
     def check_exports_every_record_once(self, backend: DemoBackend, target: str) -> None:
-        """Every selected record of ``target`` is exported exactly once and none fails."""
+        """Every sample of ``target`` (one record per data unit) is exported exactly once and
+        none fails."""
         filters = self.export_filter(backend, target)
         expected = [record['id'] for record in selected_records(backend, target, filters)]
         assert expected, f'the demo backend has no {target} records for {filters}'

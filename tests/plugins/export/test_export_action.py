@@ -72,7 +72,10 @@ def records(client: Any, target: str, filters: dict[str, Any]) -> list[dict[str,
 )
 def test_each_target_exports_every_selected_record_once(local_client, target, filters):
     expected = records(local_client, target, filters)
-    result = run(local_client, target=target, filter=filters, save_original_file=False)
+    # sample_policy all: every record is a sample (the default keeps one per data unit)
+    result = run(
+        local_client, target=target, filter=filters, save_original_file=False, sample_policy='all'
+    )
     out = Path(result['output_path'])
     assert out == storage_root(local_client) / 'exports' / 'out'
     assert result['exported_count'] == len(expected) > 0

@@ -121,3 +121,35 @@ def test_handler_factory_and_custom_targets():
 )
 def test_primary_file(files, expected):
     assert primary_file({'files': files}).get('url') == expected
+
+
+def test_selection_params_have_defaults_and_descriptions():
+    params = ExportAction.validate_params(BASE)
+    assert (params.strict, params.allow_empty, params.sample_policy) == (
+        False,
+        False,
+        'latest_approved',
+    )
+    fields = ExportParams.model_fields
+    for name in ('strict', 'allow_empty', 'sample_policy'):
+        assert len(fields[name].description or '') > 40, name
+    assert 'latest_approved' in (fields['sample_policy'].description or '')
+    assert 'all' in (fields['sample_policy'].description or '')
+    changed = ExportAction.validate_params(
+        {**BASE, 'strict': True, 'allow_empty': True, 'sample_policy': 'all'}
+    )
+    assert (changed.strict, changed.allow_empty, changed.sample_policy) == (True, True, 'all')
+
+
+@pytest.mark.parametrize(
+    ('change', 'field'),
+    [
+        ({'sample_policy': 'newest'}, 'sample_policy'),
+        ({'allow_empty': 'sometimes'}, 'allow_empty'),
+        ({'strict': 'very'}, 'strict'),
+    ],
+)
+def test_bad_selection_params_are_refused(change, field):
+    with pytest.raises(ParamsError) as info:
+        ExportAction.validate_params({**BASE, **change})
+    assert [f for f, _ in info.value.errors] == [field]

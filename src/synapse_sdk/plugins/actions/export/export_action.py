@@ -85,6 +85,8 @@ class InitializeStep(_ActionStep):
         state.filters = self._filters(state.handler, params.get('filter'), client)
         state.project = self._project(client, state.handler, state.filters)
         self.action.entrypoint.check_params(params, state.project)
+        # Samples and splits of the whole selection; refuses an empty one (selection.py).
+        state.handler.plan(client, state.filters, params, state.project)
         state.staging = state.location.staging_dir(params.get('path') or '', params['name'])
         return StepResult(rollback_data={'staging': str(state.staging)})
 
@@ -155,6 +157,8 @@ class PrepareStep(_ActionStep):
         params.update(count=context.total_count, project=state.project, filter=state.filters)
         entrypoint = self.action.entrypoint
         state.exporter = entrypoint(context.runtime_ctx, items, state.staging, **params)
+        if state.handler.selection is not None:
+            state.exporter.report.extra['selection'] = state.handler.selection.summary()
         return StepResult()
 
 
@@ -269,6 +273,11 @@ class ExportAction(BaseExportAction[ExportParams]):
         result['clamped'] = summary.get('clamped', 0)
         result['warnings'] = list(summary.get('warnings') or [])
         result['errors'] = result['errors'][:MAX_RESULT_ERRORS]
+        handler = _state(context).handler
+        plan = handler.selection if handler is not None else None
+        if plan is not None:  # what was selected, and how (selection.py)
+            result['selection'] = plan.summary()
+            result['warnings'] = [*result.get('warnings', []), *plan.warnings]
         return result
 
     def _param(self, name: str) -> Any:

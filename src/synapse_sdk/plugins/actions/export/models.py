@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synapse_sdk.plugins.actions.export.selection import SAMPLE_POLICY_HELP, SamplePolicy
 from synapse_sdk.storage import validate_name, validate_rel_path
 
 
@@ -49,6 +50,17 @@ class ExportParams(BaseModel):
         default_factory=dict,
         description='Exporter options, e.g. {"split": "train=0.8,val=0.2", "on_error": "skip"}',
     )
+    strict: bool = Field(
+        False,
+        description='Fail the run, publishing nothing, when any annotation is skipped or any '
+        'item or original file fails',
+    )
+    allow_empty: bool = Field(
+        False,
+        description='Publish an empty dataset when the filter selects nothing (by default an '
+        'empty selection is refused before anything is created, naming the filter)',
+    )
+    sample_policy: SamplePolicy = Field('latest_approved', description=SAMPLE_POLICY_HELP)
 
     @field_validator('name')
     @classmethod
