@@ -15,8 +15,9 @@ Default layout under the export directory::
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import threading
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
@@ -33,6 +34,7 @@ from synapse_sdk.plugins.actions.export.item import (
     ItemContext,
     ItemState,
     Sink,
+    item_file_name,
 )
 from synapse_sdk.plugins.actions.export.models import ExportStatus, MetricsRecord
 from synapse_sdk.plugins.actions.export.outcome import (
@@ -49,7 +51,6 @@ from synapse_sdk.storage import Downloader, DownloadError, sanitize_url
 
 __all__ = ['BaseExporter', 'ItemContext', 'ItemState', 'dump_json']
 
-DATASET_CONVERSION = 'dataset_conversion'
 #: Warning lines the result lists at most.
 MAX_WARNINGS = 20
 
@@ -129,7 +130,6 @@ class BaseExporter:
         #: Records the outcome of each item of the running pipeline.
         self.recorder: OutcomeRecorder | None = None
         self._stems = StemAllocator()
-        self._lock = threading.Lock()
         self._downloader: Downloader | None = None
         self._made_dirs: set[Path] = set()
 
@@ -209,9 +209,15 @@ class BaseExporter:
     ) -> ExportStatus:
         """Write ``result`` to ``base_path/<stem>.json``; return its status."""
         item = self._require_current()
+        path = os.path.join(base_path, item.stem + '.json')
         try:
-            dump_json(base_path / f'{item.stem}.json', result)
+            data = orjson.dumps(result, option=orjson.OPT_SORT_KEYS, default=str)
+            with open(path, 'wb') as fh:
+                fh.write(data)
         except (TypeError, OSError) as exc:
+            if isinstance(exc, OSError):  # no partial file stays behind
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             error_file_list.append(
                 {'id': item.id, 'file': item.file_name, 'reason': f'could not write JSON: {exc}'}
             )
@@ -303,14 +309,10 @@ class BaseExporter:
 
     def allocate_stem(self, item: dict[str, Any]) -> tuple[str, str]:
         """The unique output ``(stem, ext)`` of an item, from its original file name."""
-        files = item.get('files')
-        name = files.get('file_name_original') if isinstance(files, dict) else None
-        if not name:
-            unit = item.get('data_unit')
-            name = (unit.get('name') if isinstance(unit, dict) else None) or str(item.get('id'))
-        stem, ext, renamed = self._stems.allocate(str(name), fallback=str(item.get('id')))
+        name = item_file_name(item)
+        stem, ext, renamed = self._stems.allocate(name, fallback=str(item.get('id')))
         if renamed:
-            self.report.rename(str(name), f'{stem}{ext}')
+            self.report.rename(name, f'{stem}{ext}')
         return stem, ext
 
     # -- the engine --------------------------------------------------------------------------
@@ -318,12 +320,15 @@ class BaseExporter:
         """The sink items are written to: the template hooks (format exporters: a writer)."""
         return TemplateSink(self)
 
-    def begin_item(self, export_item: dict[str, Any], index: int) -> ItemContext:
-        """The context of one export item: its id and unique output name."""
-        stem, ext = self.allocate_stem(export_item)
+    def begin_item(
+        self, export_item: dict[str, Any], index: int, stem: tuple[str, str] | None = None
+    ) -> ItemContext:
+        """The context of one export item: its id and unique output name (``stem``: planned
+        ahead by a shard driver, see :func:`~.pipeline.plan_stems`)."""
+        name, ext = self.allocate_stem(export_item) if stem is None else stem
         files = export_item.get('files')
         return ItemContext(
-            export_item.get('id'), index, stem, ext, files if isinstance(files, dict) else {},
+            export_item.get('id'), index, name, ext, files if isinstance(files, dict) else {},
             export_item,
         )  # fmt: skip
 

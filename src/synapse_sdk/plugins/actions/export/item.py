@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from synapse_sdk.plugins.actions.export.models import ExportStatus
 
-__all__ = ['BrokenItem', 'ItemContext', 'Journal', 'Sink']
+__all__ = ['BrokenItem', 'ItemContext', 'Journal', 'Sink', 'item_file_name']
 
 #: ``ItemContext.logged`` bits: which file-log rows the item's own hooks already wrote.
 LOGGED_DATA = 1
@@ -52,10 +52,15 @@ class ItemContext:
         """The item's original file name (what error lists and file logs show)."""
         return str(self.files.get('file_name_original') or f'{self.stem}{self.ext}')
 
-    @property
-    def original_handled(self) -> bool:
-        """Whether the item's original was fetched, scheduled or found missing."""
-        return self.original_status is not None
+
+def item_file_name(item: dict[str, Any]) -> str:
+    """The name an item's output is named after: its original file's, else its data unit's."""
+    files = item.get('files')
+    name = files.get('file_name_original') if isinstance(files, dict) else None
+    if not name:
+        unit = item.get('data_unit')
+        name = (unit.get('name') if isinstance(unit, dict) else None) or str(item.get('id'))
+    return str(name)
 
 
 #: The name template exporters used before the pipeline had a per-item context.

@@ -17,19 +17,26 @@ item into the export root, then :meth:`BaseExporter.complete` writes the reports
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import ExportError, ItemExportError
-from synapse_sdk.plugins.actions.export.item import BrokenItem, ItemContext, Journal, Sink
+from synapse_sdk.formats.names import StemAllocator
+from synapse_sdk.plugins.actions.export.item import (
+    BrokenItem,
+    ItemContext,
+    Journal,
+    Sink,
+    item_file_name,
+)
 from synapse_sdk.plugins.actions.export.models import ExportStatus
 from synapse_sdk.plugins.actions.export.outcome import OutcomeRecorder, PartResult
 
 if TYPE_CHECKING:
     from synapse_sdk.plugins.actions.export.exporter import BaseExporter
 
-__all__ = ['ItemPipeline', 'ItemSource', 'media_kind', 'refuse_media']
+__all__ = ['ItemPipeline', 'ItemSource', 'media_kind', 'plan_stems', 'refuse_media']
 
 DATASET_CONVERSION = 'dataset_conversion'
 FAILED = ExportStatus.FAILED
@@ -152,12 +159,27 @@ def refuse_media(allowed: Iterable[str]) -> Callable[[Any], str | None] | None:
     return refuse
 
 
+def plan_stems(names: Iterable[tuple[Any, str]]) -> dict[Any, tuple[str, str, bool]]:
+    """Unique output stems for ``(item id, file name)`` pairs given in export (id) order.
+
+    What a shard driver computes once over the whole selection (names only), so shards that
+    run apart name their files exactly as one process would: pass the plan to each shard's
+    :class:`ItemPipeline` (``stems=``). Values are ``(stem, ext, renamed)``.
+    """
+    allocator = StemAllocator()
+    plan: dict[Any, tuple[str, str, bool]] = {}
+    for item_id, name in names:
+        plan[item_id] = allocator.allocate(str(name), fallback=str(item_id))
+    return plan
+
+
 class ItemPipeline:
     """Runs items of one exporter through its sink; see the module docstring.
 
     ``expected`` is how many items the run expects (for progress and ``stand_by``);
     ``journal`` hears of each settled item; ``on_progress(done, expected)`` is called at most
-    about a thousand times per run, and once at the end.
+    about a thousand times per run, and once at the end; ``stems`` (see :func:`plan_stems`)
+    names the items instead of the exporter's own allocator.
     """
 
     def __init__(
@@ -167,11 +189,13 @@ class ItemPipeline:
         expected: int | None = None,
         journal: Journal | None = None,
         on_progress: Progress | None = None,
+        stems: Mapping[Any, tuple[str, str, bool]] | None = None,
     ) -> None:
         self.exporter = exporter
         self.expected = int(exporter.params.get('count') or 0) if expected is None else expected
         self.journal = journal
         self.on_progress = on_progress
+        self.stems = stems
 
     def run(self, items: Iterable[Any], part_dir: Path) -> PartResult:
         """Export ``items`` into ``part_dir``; return the part's counts.
@@ -214,10 +238,10 @@ class ItemPipeline:
                     item = self._item(raw, index, sink)
                     recorder.item(item)
                     ex.current = None
+                    if strict and (report.clamped or report.skipped):
+                        raise ExportError(strict_message(report, item))
                 if recorder.fatal is not None:
                     raise recorder.fatal
-                if strict and (report.clamped or report.skipped):
-                    raise ExportError(strict_message(report, index))
                 if index >= next_progress:
                     next_progress = index + progress_step
                     run.set_progress(index, max(total, index), DATASET_CONVERSION)
@@ -246,7 +270,13 @@ class ItemPipeline:
         """Begin, convert and write one item; any error fails the item (not the run)."""
         ex = self.exporter
         try:
-            item = ex.begin_item(raw, index)
+            if self.stems is None:
+                item = ex.begin_item(raw, index)
+            else:
+                stem, ext, renamed = self.stems[raw.get('id')]
+                item = ex.begin_item(raw, index, (stem, ext))
+                if renamed:
+                    ex.report.rename(item_file_name(raw), f'{stem}{ext}')
         except Exception as exc:
             item_id = raw.get('id') if isinstance(raw, dict) else None
             item = ItemContext(item_id, index, str(item_id), '', {}, {})
@@ -263,9 +293,10 @@ class ItemPipeline:
         return item
 
 
-def strict_message(report: Any, index: int) -> str:
-    """Why a ``strict`` export stops: what was skipped or clamped so far."""
+def strict_message(report: Any, item: ItemContext) -> str:
+    """Why a ``strict`` export stops at ``item``: what was skipped or clamped."""
     parts = [f'{n} annotation(s) skipped: {reason}' for reason, n in sorted(report.skipped.items())]
     if report.clamped:
         parts.append(f'{report.clamped} annotation(s) clamped to the image')
-    return f'strict: stopped at item {index}: ' + '; '.join(parts)
+    where = f'item {item.id} ({item.file_name})'
+    return f'strict: {where}: {"; ".join(parts)}; nothing was published'
