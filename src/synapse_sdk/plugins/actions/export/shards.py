@@ -1,0 +1,770 @@
+"""Sharded exports: one ``ExportAction`` run cut into key ranges that run on many workers.
+
+The driver runs the action's workflow with the same step names and result as a single-process
+run; what changes is where the items go through the pipeline::
+
+    initialize        checks, the selection plan (samples, splits), the staging directory
+                      (``--resume``: the interrupted run's, see journal.py)
+    fetch_results     shards: contiguous ranges of the plan's sorted keys (``id`` / ``pgh_id``);
+                      names: one light listing of (key, file name) allocated in export order,
+                      so each shard names its files exactly as one process would
+    prepare           the journal manifest; the driver's exporter (reports, extra files)
+    convert_and_save  every shard on the backend: its own client (same settings), only its
+                      range fetched (``<key>__gte`` / ``<key>__lte``), the item pipeline into
+                      its part directory; failed shards retried; then the parts merged in shard
+                      order (merge.py), ``additional_file_saving`` and the reports once
+    finalize          publish, atomically, as a single-process run does
+
+A record the handler cannot turn into an item takes no name in a single-process run; a shard
+that meets one reports it, and the names are planned again without it (the affected shards,
+rarely any, run again), so even then the files are named as one process names them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import orjson
+
+from synapse_sdk.errors import ExportError, FilterError, ParamsError
+from synapse_sdk.formats.names import StemAllocator
+from synapse_sdk.plugins.actions.export.export_action import (
+    MAX_RESULT_ERRORS,
+    ExportState,
+    FinalizeStep,
+    InitializeStep,
+    _state,
+)
+from synapse_sdk.plugins.actions.export.item import item_file_name
+from synapse_sdk.plugins.actions.export.journal import Journal, find_resumable, tree_digest
+from synapse_sdk.plugins.actions.export.merge import MergeContext, Part, merger_for
+from synapse_sdk.plugins.actions.export.outcome import PartResult
+from synapse_sdk.plugins.actions.export.pipeline import ItemPipeline, ItemSource, refuse_media
+from synapse_sdk.plugins.actions.export.selection import SelectionPlan
+from synapse_sdk.plugins.steps import BaseStep, StepRegistry, StepResult
+
+if TYPE_CHECKING:
+    from synapse_sdk.plugins.actions.export.context import ExportContext
+    from synapse_sdk.plugins.actions.export.export_action import ExportAction
+    from synapse_sdk.plugins.executors.backends import Backend
+    from synapse_sdk.plugins.executors.tasks import ActionRef, ClientSpec
+
+__all__ = [
+    'MIN_SHARD_ITEMS',
+    'SHARDS_PER_WORKER',
+    'Shard',
+    'ShardRun',
+    'StemSequence',
+    'cut_shards',
+    'not_shardable',
+    'plan_names',
+    'register_sharded_steps',
+    'run_shard',
+]
+
+#: Shards per worker by default: small enough to balance the load and retry cheaply.
+SHARDS_PER_WORKER = 4
+#: Below this many items per shard the fixed cost of a shard outweighs the parallelism.
+MIN_SHARD_ITEMS = 1000
+#: How many times the names are planned again for records that turned out unreadable.
+MAX_RENAME_ROUNDS = 3
+DATASET_CONVERSION = 'dataset_conversion'
+
+
+# -- shards --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    """Samples ``start:end`` of the plan (sorted keys), keys ``lo`` to ``hi`` inclusive."""
+
+    index: int
+    start: int
+    end: int
+    lo: int
+    hi: int
+
+    @property
+    def expected(self) -> int:
+        return self.end - self.start
+
+    def describe(self, key: str = 'id') -> str:
+        return f'shard {self.index} ({key}s {self.lo}..{self.hi}, {self.expected} items)'
+
+    def to_json(self) -> list[int]:
+        return [self.index, self.start, self.end, self.lo, self.hi]
+
+    @classmethod
+    def from_json(cls, data: list[int]) -> Shard:
+        return cls(*[int(v) for v in data])
+
+
+def shard_size(count: int, workers: int, size: int | None = None) -> int:
+    """Items per shard: ``size`` when given, else about :data:`SHARDS_PER_WORKER` shards per
+    worker of at least :data:`MIN_SHARD_ITEMS` items."""
+    if size is not None and size > 0:
+        return int(size)
+    shards = max(1, min(workers * SHARDS_PER_WORKER, count // MIN_SHARD_ITEMS))
+    return max(1, math.ceil(count / shards))
+
+
+def cut_shards(keys: np.ndarray, size: int) -> list[Shard]:
+    """Contiguous ranges of the sorted ``keys``, ``size`` samples each (the last one less)."""
+    n = len(keys)
+    size = max(1, int(size))
+    return [
+        Shard(i, start, min(start + size, n), int(keys[start]), int(keys[min(start + size, n) - 1]))
+        for i, start in enumerate(range(0, n, size))
+    ]
+
+
+# -- names -----------------------------------------------------------------------------------------
+#: One planned name: ``(record key, item id, stem, ext, renamed)``.
+StemEntry = tuple[int, Any, str, str, bool]
+
+
+def _name_rows(
+    client: Any, handler: Any, filters: dict[str, Any], plan: SelectionPlan
+) -> Iterator[tuple[int, Any, str]]:
+    """``(key, item id, file name)`` of every sample, in key order: a light listing of file
+    names, or the full records from a backend that does not list them."""
+    key = plan.key
+    light = getattr(client, 'iter_fields', None)
+    rows: Any = None
+    if light is not None:
+        try:
+            rows = light(handler.list_target, filters, [key, 'id', 'file_name', 'unit_name'])
+            first = next(rows, None)
+        except FilterError:
+            rows = None
+        else:
+            if first is not None and 'file_name' not in first and 'data_unit' in first:
+                rows = None  # a backend that answers light listings with whole records
+            elif first is not None:
+                rows = _chain(first, rows)
+            else:
+                rows = iter(())
+    if rows is not None:
+        for row in rows:
+            k = row.get(key)
+            if not plan.keeps(k):
+                continue
+            name = row.get('file_name') or row.get('unit_name') or str(row.get('id'))
+            yield int(k), row.get('id'), str(name)
+        return
+    records, _ = handler.fetch(client, filters)
+    for record in records:
+        k = record.get(key)
+        if plan.keeps(k):
+            yield int(k), record.get('id'), item_file_name(handler.to_export_item(record))
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def plan_names(
+    rows: Iterator[tuple[int, Any, str]],
+    plan: SelectionPlan,
+    shards: list[Shard],
+    exclude: frozenset[int] = frozenset(),
+) -> tuple[list[list[StemEntry]], str]:
+    """Each shard's planned names (in its order) and a digest of all of them.
+
+    ``rows`` come in export (key) order; ``exclude`` are keys of records that take no name
+    (the handler could not read them).
+    """
+    allocator = StemAllocator()
+    starts = [s.start for s in shards]
+    out: list[list[StemEntry]] = [[] for _ in shards]
+    digest = hashlib.blake2b(digest_size=16)
+    keys = plan.keys
+    for key, item_id, name in rows:
+        position = int(np.searchsorted(keys, key))
+        shard = bisect.bisect_right(starts, position) - 1
+        if key in exclude:
+            continue
+        stem, ext, renamed = allocator.allocate(name, fallback=str(item_id))
+        out[shard].append((key, item_id, stem, ext, renamed))
+        digest.update(orjson.dumps([key, item_id, stem, ext]))
+    return out, digest.hexdigest()
+
+
+def stems_digest(entries: list[StemEntry]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for key, item_id, stem, ext, _ in entries:
+        digest.update(orjson.dumps([key, item_id, stem, ext]))
+    return digest.hexdigest()
+
+
+class StemSequence(Mapping[Any, tuple[str, str, bool]]):
+    """A shard's planned names, handed out in order (``ItemPipeline(stems=...)``).
+
+    Looking up an item id takes the next planned entry with that id; entries passed over
+    belong to records that never became items (unreadable or refused), and are reported by
+    :meth:`skipped` so the driver can plan the names again without them.
+    """
+
+    def __init__(self, entries: list[StemEntry]) -> None:
+        self._entries = entries
+        self._pos = 0
+        self._skipped: list[int] = []
+
+    def __getitem__(self, item_id: Any) -> tuple[str, str, bool]:
+        entries = self._entries
+        for i in range(self._pos, len(entries)):
+            if entries[i][1] == item_id:
+                self._skipped.extend(e[0] for e in entries[self._pos : i])
+                self._pos = i + 1
+                _, _, stem, ext, renamed = entries[i]
+                return stem, ext, renamed
+        raise KeyError(item_id)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (e[1] for e in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def skipped(self) -> list[int]:
+        """Keys of planned records that never became items (so far, and all at the end)."""
+        return [*self._skipped, *(e[0] for e in self._entries[self._pos :])]
+
+
+# -- the shard task (runs in a worker) ---------------------------------------------------------
+@dataclass
+class PlanSlice:
+    """The selection plan of one shard's samples, as plain data."""
+
+    key: str
+    keys: bytes
+    splits: bytes | None
+    split_names: tuple[str, ...]
+    policy: str
+
+    @classmethod
+    def of(cls, plan: SelectionPlan, shard: Shard) -> PlanSlice:
+        keys = plan.keys[shard.start : shard.end]
+        splits = None if plan.splits is None else plan.splits[shard.start : shard.end]
+        return cls(
+            plan.key,
+            np.ascontiguousarray(keys, dtype=np.int64).tobytes(),
+            None if splits is None else np.ascontiguousarray(splits, dtype=np.int8).tobytes(),
+            tuple(plan.split_names),
+            str(plan.sample_policy),
+        )
+
+    def build(self) -> SelectionPlan:
+        keys = np.frombuffer(self.keys, dtype=np.int64)
+        splits = None if self.splits is None else np.frombuffer(self.splits, dtype=np.int8)
+        return SelectionPlan(
+            key=self.key,
+            keys=keys,
+            splits=splits,
+            split_names=self.split_names,
+            records=len(keys),
+            data_units=len(keys),
+            sample_policy=self.policy,  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class ShardPayload:
+    """Everything a worker needs to run one shard (no secrets: see ``tasks.ClientSpec``)."""
+
+    action: ActionRef
+    params: dict[str, Any]
+    client: ClientSpec
+    env: dict[str, Any]
+    staging: str
+    shard: Shard
+    filters: dict[str, Any]
+    project: dict[str, Any] | None
+    count: int
+    plan: PlanSlice
+    stems: list[StemEntry]
+    attempt: int = 1
+    events: bool = True
+    fault: str | None = field(default=None, repr=False)
+
+
+def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
+    """Run one shard into its part directory; return (and journal) its record."""
+    from synapse_sdk.plugins.context import RuntimeContext
+    from synapse_sdk.plugins.executors.events import ForwardingLogger
+
+    shard = payload.shard
+    journal = Journal(Path(payload.staging))
+    if not journal.staging.is_dir():
+        raise ExportError(
+            f'the staging directory {payload.staging} is not visible to this worker '
+            f'({os.uname().nodename}); sharded exports need the storage on a filesystem every '
+            'worker shares'
+        )
+    _maybe_fault(payload)
+    part_dir = journal.part_dir(shard.index)
+    journal.forget(shard.index)
+    part_dir.mkdir(parents=True)
+    logger = ForwardingLogger(emit, events=payload.events)
+    client = payload.client.build()
+    try:
+        ctx = RuntimeContext(logger=logger, client=client, env=dict(payload.env))
+        action_cls = payload.action.load()
+        action = cast('ExportAction', action_cls(action_cls.validate_params(payload.params), ctx))
+        handler = action.target_handler
+        plan = payload.plan.build()
+        handler.selection = plan
+        filters = {
+            **payload.filters,
+            f'{plan.key}__gte': shard.lo,
+            f'{plan.key}__lte': shard.hi,
+        }
+        records, _ = action.get_filtered_results(filters)
+        items = ItemSource(records, handler.get_export_item, refuse_media(action.annotation_types))
+        params = dict(payload.params)
+        params.update(count=payload.count, project=payload.project, filter=payload.filters)
+        exporter = action.entrypoint(ctx, items, part_dir, **params)
+        stems = StemSequence(payload.stems)
+        pipeline = ItemPipeline(exporter, expected=shard.expected, stems=stems)
+        part = pipeline.run(items, part_dir)
+        merger = merger_for(type(exporter))
+        state = merger.state(exporter) if merger is not None else {}
+        skipped = stems.skipped()
+        gone = set(skipped)
+        record = {
+            'index': shard.index,
+            'shard': shard.to_json(),
+            'attempt': payload.attempt,
+            'part': part.to_dict(),
+            'state': state,
+            'skipped': skipped,
+            'stems': stems_digest([e for e in payload.stems if e[0] not in gone]),
+            'tree': tree_digest(part_dir),
+        }
+        journal.record_done(shard.index, record)
+        return record
+    finally:
+        logger.finish()
+        client.close()
+
+
+def _maybe_fault(payload: ShardPayload) -> None:
+    """Test seam: ``SYNAPSE_SHARD_FAULT=<shard>:<attempts>:<how>`` fails that shard's first
+    ``attempts`` attempts (``how``: ``raise`` an OSError, ``exit`` the worker process)."""
+    spec = payload.fault
+    if not spec:
+        return
+    index, attempts, how = [*spec.split(':'), 'raise'][:3]
+    if int(index) != payload.shard.index or payload.attempt > int(attempts):
+        return
+    if how == 'exit':
+        os._exit(17)
+    raise OSError(f'injected fault in shard {index}, attempt {payload.attempt}')
+
+
+# -- the driver ----------------------------------------------------------------------------------
+@dataclass
+class ShardRun:
+    """How one sharded run goes: the backend, options, and what the steps hand each other."""
+
+    backend: Backend
+    action_ref: ActionRef
+    client: ClientSpec
+    resume: bool = False
+    shard_size: int | None = None
+    attempts: int = 3
+    fault: str | None = None
+    # filled in by the steps
+    journal: Journal | None = None
+    shards: list[Shard] = field(default_factory=list)
+    stems: list[list[StemEntry]] = field(default_factory=list)
+    names_digest: str = ''
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    resumed: list[int] = field(default_factory=list)
+    fingerprint: str = ''
+    keep_staging: bool = False
+
+
+def not_shardable(action_cls: type) -> str | None:
+    """Why ``action_cls`` cannot run sharded (``None``: it can)."""
+    from synapse_sdk.plugins.actions.export.export_action import ExportAction
+
+    if not (isinstance(action_cls, type) and issubclass(action_cls, ExportAction)):
+        return f'{action_cls.__name__} is not an ExportAction'
+    for method in ('setup_steps', 'get_filtered_results', 'run', 'create_context'):
+        if getattr(action_cls, method) is not getattr(ExportAction, method) and not (
+            method == 'setup_steps' and _is_format_action(action_cls)
+        ):
+            return f'{action_cls.__name__} overrides {method}()'
+    return None
+
+
+def _is_format_action(action_cls: type) -> bool:
+    from synapse_sdk.plugins.builtin.formats import _FormatExportAction
+
+    return issubclass(action_cls, _FormatExportAction) and (
+        action_cls.setup_steps is _FormatExportAction.setup_steps
+    )
+
+
+def exporter_not_shardable(exporter_cls: type) -> str | None:
+    """Why items of ``exporter_cls`` cannot be exported in shards (``None``: they can)."""
+    from synapse_sdk.plugins.actions.export.exporter import BaseExporter
+
+    if not (isinstance(exporter_cls, type) and issubclass(exporter_cls, BaseExporter)):
+        return f'its entrypoint {exporter_cls!r} is not a BaseExporter subclass'
+    if getattr(exporter_cls, 'shardable', True) is False:
+        return f'{exporter_cls.__name__} sets shardable = False'
+    for method in ('allocate_stem', 'begin_item', 'export', 'complete', 'create_sink'):
+        if getattr(exporter_cls, method) is not getattr(BaseExporter, method) and not (
+            method == 'create_sink' and getattr(exporter_cls, 'format_name', None)
+        ):
+            return f'{exporter_cls.__name__} overrides {method}()'
+    if merger_for(exporter_cls) is None:
+        fmt = getattr(exporter_cls, 'format_name', '?')
+        return f'the {fmt} writer has no part merger'
+    return None
+
+
+def _run(action: ExportAction) -> ShardRun:
+    run = getattr(action, '_shard_run', None)
+    assert isinstance(run, ShardRun), 'a sharded step of an action not set up for shards'
+    return run
+
+
+class ShardedInitializeStep(InitializeStep):
+    """``initialize``, adopting the interrupted run's staging directory with ``--resume``."""
+
+    def create_staging(self, state: ExportState, params: dict[str, Any]) -> Path:
+        assert state.location is not None
+        rel, name = params.get('path') or '', params['name']
+        if _run(self.action).resume:
+            final = _final(state.location, rel, name)
+            staging = find_resumable(state.location, rel, name, final)
+            if staging is not None:
+                self.action.log_message(f'Resuming the interrupted export of {final}')
+                return staging
+            self.action.log_message(
+                f'Nothing to resume for {final}: no interrupted run of it; exporting from the '
+                'start',
+                'warning',
+            )
+        return super().create_staging(state, params)
+
+    def rollback(self, context: ExportContext, result: StepResult) -> None:
+        if not _run(self.action).keep_staging:
+            super().rollback(context, result)
+
+
+def _final(location: Any, rel: str, name: str) -> str:
+    return str(location.url(f'{rel}/{name}' if rel else name))
+
+
+class PlanShardsStep(BaseStep['ExportContext']):
+    """``fetch_results``: the shards and every item's name; on ``--resume``, which shards of
+    the interrupted run can be kept."""
+
+    name = 'fetch_results'
+    progress_weight = 0.05
+
+    def __init__(self, action: ExportAction) -> None:
+        self.action = action
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        run = _run(self.action)
+        handler = state.handler
+        plan = handler.selection if handler is not None else None
+        assert plan is not None and state.staging is not None and state.location is not None
+        context.total_count = plan.count
+        context.log_message(f'{context.total_count} {context.params["target"]} record(s) to export')
+        journal = run.journal = Journal(state.staging)
+        fingerprint = self._fingerprint(run, context.params, plan)
+        manifest = journal.read_manifest()
+        size = shard_size(plan.count, run.backend.slots, run.shard_size)
+        run.shards = cut_shards(plan.keys, size)
+        if manifest is not None and manifest.get('fingerprint') == fingerprint:
+            run.shards = [Shard.from_json(s) for s in manifest.get('shards') or []]
+        elif manifest is not None or run.resume:
+            if manifest is not None:
+                context.log_message(
+                    'The params or the selection changed since the interrupted run; its work '
+                    'is discarded and the export starts over',
+                    'warning',
+                )
+            journal.clear()
+        run.fingerprint = fingerprint
+        rows = _name_rows(context.client, handler, state.filters, plan)
+        run.stems, run.names_digest = plan_names(rows, plan, run.shards)
+        if manifest is not None and manifest.get('fingerprint') == fingerprint:
+            self._keep_done(run, context)
+        journal.write_manifest(
+            {
+                'final': _final(state.location, context.params.get('path') or '',
+                                context.params['name']),
+                'fingerprint': fingerprint,
+                'key': plan.key,
+                'shards': [s.to_json() for s in run.shards],
+            }
+        )  # fmt: skip
+        return StepResult(data={'total_count': plan.count, 'shards': len(run.shards)})
+
+    @staticmethod
+    def _fingerprint(run: ShardRun, params: dict[str, Any], plan: SelectionPlan) -> str:
+        digest = hashlib.blake2b(digest_size=20)
+        digest.update(orjson.dumps([run.action_ref.module, run.action_ref.qualname]))
+        digest.update(orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str))
+        digest.update(plan.key.encode())
+        digest.update(np.ascontiguousarray(plan.keys, dtype=np.int64).tobytes())
+        if plan.splits is not None:
+            digest.update(np.ascontiguousarray(plan.splits, dtype=np.int8).tobytes())
+            digest.update(orjson.dumps(list(plan.split_names)))
+        return digest.hexdigest()
+
+    @staticmethod
+    def _keep_done(run: ShardRun, context: ExportContext) -> None:
+        """Keep each recorded shard whose part is intact and was named as now planned."""
+        journal = run.journal
+        assert journal is not None
+        journal.clear_outputs()
+        kept = []
+        for shard in run.shards:
+            record = journal.done_record(shard.index)
+            if (
+                record is not None
+                and record.get('shard') == shard.to_json()
+                and record.get('stems') == stems_digest(run.stems[shard.index])
+                and journal.verify(shard.index, record)
+            ):
+                run.records[shard.index] = record
+                kept.append(shard.index)
+            else:
+                journal.forget(shard.index)
+        run.resumed = kept
+        done = sum(run.shards[i].expected for i in kept)
+        context.log_message(
+            f'Resuming: {len(kept)} of {len(run.shards)} shard(s) already done ({done} items); '
+            f'exporting the other {len(run.shards) - len(kept)}'
+        )
+
+
+class PrepareShardsStep(BaseStep['ExportContext']):
+    """``prepare``: the driver's exporter, which writes the extra files and the reports."""
+
+    name = 'prepare'
+    progress_weight = 0.0
+
+    def __init__(self, action: ExportAction) -> None:
+        self.action = action
+
+    def execute(self, context: ExportContext) -> StepResult:
+        state = _state(context)
+        assert state.handler is not None and state.staging is not None
+        params = dict(context.params)
+        params.update(count=context.total_count, project=state.project, filter=state.filters)
+        exporter = self.action.entrypoint(context.runtime_ctx, [], state.staging, **params)
+        exporter.report.params = {k: v for k, v in params.items() if k != 'project'}
+        state.exporter = exporter
+        return StepResult()
+
+
+class RunShardsStep(BaseStep['ExportContext']):
+    """``convert_and_save``: every shard on the backend, then the merge and the reports."""
+
+    name = 'convert_and_save'
+    progress_weight = 0.85
+
+    def __init__(self, action: ExportAction) -> None:
+        self.action = action
+
+    def execute(self, context: ExportContext) -> StepResult:
+        from synapse_sdk.plugins.executors.events import RunReporter, wants_events
+
+        state = _state(context)
+        run = _run(self.action)
+        assert state.exporter is not None and state.staging is not None
+        assert state.handler is not None and state.handler.selection is not None
+        plan = state.handler.selection
+        logger = context.runtime_ctx.logger
+        total = context.total_count
+        reporter = RunReporter(
+            logger,
+            summed=[DATASET_CONVERSION],
+            totals={DATASET_CONVERSION: total},
+            summed_metrics=['data_file', 'original_file'],
+        )
+        events = wants_events(logger)
+        for index in run.records:
+            reporter.feed(index, _done_batch(run.shards[index].expected))
+        logger.set_progress(0, total, DATASET_CONVERSION)
+
+        def on_events(key: int, batch: Any) -> None:
+            reporter.feed(key, batch)
+            context.set_progress(reporter.done(DATASET_CONVERSION), max(total, 1))
+
+        exclude: set[int] = set()
+        for _round in range(MAX_RENAME_ROUNDS + 1):
+            todo = [s for s in run.shards if s.index not in run.records]
+            for shard in todo:
+                reporter.waiting[shard.index] = shard.expected
+            self._run_shards(context, run, plan, todo, on_events, reporter, events)
+            skipped = {k for r in run.records.values() for k in r.get('skipped') or ()}
+            if skipped <= exclude:
+                break
+            exclude |= skipped
+            rows = _name_rows(context.client, state.handler, state.filters, plan)
+            stems, run.names_digest = plan_names(rows, plan, run.shards, frozenset(exclude))
+            changed = [i for i in range(len(stems)) if _renamed(run.stems[i], stems[i])]
+            run.stems = stems
+            for index in changed:  # named differently once the unreadable records take no name
+                assert run.journal is not None
+                run.journal.forget(index)
+                run.records.pop(index, None)
+                reporter.restart(index)
+            if not changed:
+                break
+        else:  # pragma: no cover - the names converge after one round
+            raise ExportError('the file names of the shards did not settle')
+        logger.set_progress(total, total, DATASET_CONVERSION)
+        summary = self._merge(context, run, state, plan)
+        state.summary = summary
+        context.exported_count = summary['exported_count']
+        for error in summary['errors'][:MAX_RESULT_ERRORS]:
+            what = 'Item' if error['kind'] == 'data_file' else 'Original file of item'
+            context.errors.append(f'{what} {error["id"]} ({error["file"]}): {error["reason"]}')
+        return StepResult(data={k: v for k, v in summary.items() if k != 'errors'})
+
+    def _run_shards(
+        self,
+        context: ExportContext,
+        run: ShardRun,
+        plan: SelectionPlan,
+        todo: list[Shard],
+        on_events: Any,
+        reporter: Any,
+        events: bool,
+    ) -> None:
+        from synapse_sdk.plugins.executors.scheduler import TaskFailed, run_tasks
+        from synapse_sdk.plugins.executors.tasks import TaskCall
+
+        if not todo:
+            return
+        state = _state(context)
+        assert state.staging is not None
+        by_index = {s.index: s for s in todo}
+
+        def payload(shard: Shard, attempt: int) -> TaskCall:
+            return TaskCall(
+                'synapse_sdk.plugins.actions.export.shards:run_shard',
+                ShardPayload(
+                    action=run.action_ref,
+                    params=dict(context.params),
+                    client=run.client,
+                    env=dict(context.runtime_ctx.env),
+                    staging=str(state.staging),
+                    shard=shard,
+                    filters=dict(state.filters),
+                    project=state.project,
+                    count=context.total_count,
+                    plan=PlanSlice.of(plan, shard),
+                    stems=run.stems[shard.index],
+                    attempt=attempt,
+                    events=events,
+                    fault=run.fault,
+                ),
+            )
+
+        def before_attempt(index: int, attempt: int) -> TaskCall:
+            return payload(by_index[index], attempt)
+
+        def on_done(index: int, record: Any) -> None:
+            run.records[index] = record
+
+        def on_retry(index: int, failure: Any, attempt: int) -> None:
+            shard = by_index[index]
+            context.log_message(
+                f'{shard.describe(plan.key)} failed (attempt {attempt}): {failure.message}; '
+                'running it again',
+                'warning',
+            )
+            reporter.restart(index, shard.expected)
+
+        tasks = {s.index: payload(s, 1) for s in todo}
+        try:
+            run_tasks(
+                run.backend,
+                tasks,
+                on_events=on_events,
+                attempts=run.attempts,
+                describe=lambda i: by_index[i].describe(plan.key),
+                before_attempt=before_attempt,
+                on_done=on_done,
+                on_retry=on_retry,
+            )
+        except TaskFailed as exc:
+            cause = exc.failure.exception
+            if exc.attempts <= 1 and isinstance(cause, ExportError | ParamsError):
+                raise cause from None  # the item or policy error one process would raise
+            run.keep_staging = not (exc.attempts <= 1)
+            if run.keep_staging:
+                context.log_message(
+                    f'Finished shards are kept in {state.staging}: run the same export with '
+                    '--resume to continue',
+                    'warning',
+                )
+            raise
+
+    def _merge(
+        self, context: ExportContext, run: ShardRun, state: ExportState, plan: SelectionPlan
+    ) -> dict[str, Any]:
+        from synapse_sdk.plugins.builtin.formats import WriterSink
+
+        journal = run.journal
+        exporter = state.exporter
+        assert journal is not None and exporter is not None and state.staging is not None
+        merger = merger_for(type(exporter))
+        assert merger is not None
+        parts = [
+            Part(i, journal.part_dir(i), run.records[i].get('state') or {})
+            for i in sorted(run.records)
+        ]
+        journal.clear_outputs()
+
+        def open_writer(root: Path) -> Any:
+            sink = WriterSink(exporter)  # type: ignore[arg-type]
+            sink.open(root)
+            return sink.writer
+
+        merger.merge(state.staging, parts, MergeContext(make_writer=open_writer))
+        journal.remove()
+        results = [PartResult.from_dict(run.records[i]['part']) for i in sorted(run.records)]
+        extra = PartResult(report={'selection': plan.summary()}) if plan is not None else None
+        return exporter.complete([*([extra] if extra else []), *results], context.total_count)
+
+
+def _renamed(old: list[StemEntry], new: list[StemEntry]) -> bool:
+    """Whether a record keeps another name in ``new`` (records only in ``old`` took none)."""
+    if old == new:
+        return False
+    named = {entry[0]: entry[2:] for entry in new}
+    return any(named.get(entry[0], entry[2:]) != entry[2:] for entry in old)
+
+
+def _done_batch(items: int) -> dict[str, Any]:
+    return {'progress': {DATASET_CONVERSION: [items, items]}}
+
+
+def register_sharded_steps(action: ExportAction, registry: StepRegistry[Any]) -> None:
+    """The sharded workflow of ``action`` (see the module docstring)."""
+    registry.register(ShardedInitializeStep(action))
+    registry.register(PlanShardsStep(action))
+    registry.register(PrepareShardsStep(action))
+    registry.register(RunShardsStep(action))
+    registry.register(FinalizeStep())
