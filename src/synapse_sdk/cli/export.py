@@ -14,6 +14,14 @@ from synapse_sdk.cli.common import (
     QuietOption,
     fail,
     print_result,
+    reported_errors,
+)
+from synapse_sdk.cli.execution import (
+    ModeOption,
+    RayAddressOption,
+    ResumeOption,
+    WorkersOption,
+    execution,
 )
 from synapse_sdk.cli.plugin import run_plugin_action
 
@@ -73,6 +81,10 @@ def export(
             'latest, or all (each as its own sample)',
         ),
     ] = None,
+    mode: ModeOption = 'local',
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -106,4 +118,6 @@ def export(
         params['allow_empty'] = True
     if sample_policy is not None:
         params['sample_policy'] = sample_policy
-    print_result(run_plugin_action(fmt, 'export', params, log_file, quiet, job_id))
+    with reported_errors():
+        where = execution(mode, workers, ray_address, resume)
+    print_result(run_plugin_action(fmt, 'export', params, log_file, quiet, job_id, run=where))

@@ -20,11 +20,19 @@ from synapse_sdk.cli.common import (
     read_params,
     reported_errors,
 )
+from synapse_sdk.cli.execution import (
+    ModeOption,
+    RayAddressOption,
+    ResumeOption,
+    WorkersOption,
+    execution,
+)
 from synapse_sdk.plugins.context import RuntimeContext
+from synapse_sdk.plugins.executors import Execution
 
 plugin_app = typer.Typer(help='Run and scaffold plugins.', no_args_is_help=True)
 
-MODES = ('local',)
+MODES = ('local', 'ray', 'job')
 
 
 def run_plugin_action(
@@ -34,11 +42,13 @@ def run_plugin_action(
     log_file: Path | None = None,
     quiet: bool = False,
     job_id: int | None = None,
+    run: Execution | None = None,
 ) -> Any:
     """Load the plugin, build the runtime context and dispatch the action (CLI errors).
 
     With ``job_id`` the run also reports to that platform job: progress and metrics on the
-    job, log rows in batches, and the result or error when it ends.
+    job, log rows in batches, and the result or error when it ends. ``run`` says where the
+    action runs (``--mode``, ``--workers``, ``--resume``; default: here).
     """
     from synapse_sdk.loggers import BackendLogger
     from synapse_sdk.plugins.discovery import load_plugin
@@ -47,6 +57,18 @@ def run_plugin_action(
         loaded = load_plugin(plugin)
         action_cls = loaded.get_action(action)
         action_cls.validate_params(params)  # bad params: exit 2 before any client is built
+        if run is not None and run.mode == 'job':
+            from synapse_sdk.plugins.executors.job import submit_job
+
+            return submit_job(
+                plugin,
+                action,
+                params,
+                address=run.ray_address,
+                workers=run.workers,
+                resume=run.resume,
+                echo=(lambda line: None) if quiet else None,
+            )
         client = default_client_factory()()
         job = BackendLogger(client, job_id) if job_id is not None else None
         logger = make_logger(log_file, quiet, *([job] if job else []))
@@ -57,7 +79,9 @@ def run_plugin_action(
             job_id=str(job_id) if job_id is not None else None,
         )
         try:
-            result = action_cls.dispatch(params, ctx)
+            from synapse_sdk.plugins.executors import run_action
+
+            result = run_action(action_cls, params, ctx, run, plugin=plugin, action=action)
         except BaseException as exc:
             logger.finish()
             if job is not None:
@@ -83,7 +107,10 @@ def run(
             'Default: the current directory.',
         ),
     ] = None,
-    mode: Annotated[str, typer.Option('--mode', help='Where to run: local')] = 'local',
+    mode: ModeOption = 'local',
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -98,7 +125,11 @@ def run(
     """
     if mode not in MODES:
         fail(f'--mode {mode!r} is not supported; choose one of: {", ".join(MODES)}', EXIT_USAGE)
-    result = run_plugin_action(plugin, action, read_params(params), log_file, quiet, job_id)
+    with reported_errors():
+        where = execution(mode, workers, ray_address, resume)
+    result = run_plugin_action(
+        plugin, action, read_params(params), log_file, quiet, job_id, run=where
+    )
     print_result(result)
 
 
