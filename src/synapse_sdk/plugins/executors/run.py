@@ -118,14 +118,17 @@ def run_action(
     *,
     plugin: str | Path | None = None,
     action: str | None = None,
+    backend: Backend | None = None,
 ) -> Any:
     """Run ``action_cls`` with ``params`` as ``execution`` says; returns the action's result.
 
     ``plugin`` / ``action`` are how the action was loaded (``synapse plugin run --plugin``),
     so workers load it the same way; without them workers import the class by name.
+    ``backend`` runs the tasks on workers the caller keeps (and closes) across runs; by
+    default the run starts its own from ``execution`` and closes them at the end.
     """
     execution = execution or Execution()
-    if execution.here:
+    if execution.here and backend is None:
         return action_cls.dispatch(params, ctx)
     if execution.mode == 'job':
         raise ParamsError('Invalid mode', [('--mode', 'job runs are submitted by the CLI')])
@@ -151,7 +154,9 @@ def run_action(
         raise ParamsError(
             'Cannot resume', [('--resume', f'only sharded exports resume, and {reason}')]
         )
-    backend = make_backend(execution, secrets)
+    own = backend is None
+    if backend is None:
+        backend = make_backend(execution, secrets)
     try:
         if instance is None or reason is not None:
             ctx.logger.log_message(f'Running as one task ({reason})', 'info')
@@ -171,7 +176,8 @@ def run_action(
         )
         return sharded.run()
     finally:
-        backend.close()
+        if own:
+            backend.close()
 
 
 # -- actions that run whole -------------------------------------------------------------------
