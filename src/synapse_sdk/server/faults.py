@@ -34,8 +34,8 @@ class InjectedDrop(ConnectionAbortedError):
 
 @dataclass
 class Fault:
-    """One rule: requests whose path starts with ``path``, after ``after`` good ones, fail
-    ``times`` times (``times=-1``: for ever)."""
+    """One rule: requests whose path starts with ``path`` (and whose query string contains
+    ``query``), after ``after`` good ones, fail ``times`` times (``times=-1``: for ever)."""
 
     kind: Literal['status', 'drop', 'delay']
     path: str = '/'
@@ -45,6 +45,7 @@ class Fault:
     after: int = 0
     times: int = 1
     seen: int = field(default=0, compare=False)
+    query: str = ''
 
     def hit(self) -> bool:
         """Count one matching request; True when this one is to fail."""
@@ -72,11 +73,13 @@ class FaultPlan:
         with self._lock:
             self.faults.clear()
 
-    def match(self, path: str) -> Fault | None:
+    def match(self, path: str, query: str = '') -> Fault | None:
         """The first rule that fires for this request, if any."""
         with self._lock:
             chosen = None
             for fault in self.faults:
+                if fault.query and fault.query not in query:
+                    continue
                 if path.startswith(fault.path) and fault.hit() and chosen is None:
                     chosen = fault
             if chosen is not None:
@@ -92,7 +95,10 @@ class FaultMiddleware:
         self.plan = plan
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        fault = self.plan.match(scope['path']) if scope['type'] == 'http' else None
+        fault = None
+        if scope['type'] == 'http':
+            query = scope.get('query_string', b'').decode('latin-1')
+            fault = self.plan.match(scope['path'], query)
         if fault is None:
             await self.app(scope, receive, send)
         elif fault.kind == 'delay':

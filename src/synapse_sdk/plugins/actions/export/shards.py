@@ -357,7 +357,8 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
 
 def _maybe_fault(payload: ShardPayload) -> None:
     """Test seam: ``SYNAPSE_SHARD_FAULT=<shard>:<attempts>:<how>`` fails that shard's first
-    ``attempts`` attempts (``how``: ``raise`` an OSError, ``exit`` the worker process)."""
+    ``attempts`` attempts (``how``: ``raise`` an OSError, ``exit`` the worker process, ``hang``
+    for ten minutes, as a stuck backend would)."""
     spec = payload.fault
     if not spec:
         return
@@ -366,6 +367,10 @@ def _maybe_fault(payload: ShardPayload) -> None:
         return
     if how == 'exit':
         os._exit(17)
+    if how == 'hang':
+        import time
+
+        time.sleep(600)
     raise OSError(f'injected fault in shard {index}, attempt {payload.attempt}')
 
 
