@@ -73,6 +73,11 @@ def sharded(
     return result, read_tree_digest(out), out
 
 
+def retries(logger: MemoryLogger) -> list[str]:
+    """The messages saying a shard runs again."""
+    return [m['message'] for m in logger.of_type('message') if 'running it again' in m['message']]
+
+
 def without_path(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != 'output_path'}
 
@@ -80,7 +85,7 @@ def without_path(result: dict[str, Any]) -> dict[str, Any]:
 def assert_same_export(a: tuple[dict, dict, Path], b: tuple[dict, dict, Path]) -> None:
     """Same files, same bytes, same result (but where it was published)."""
     (ra, da, pa), (rb, db, pb) = a, b
-    assert sorted(da) == sorted(db), (set(da) ^ set(db))
+    assert sorted(da) == sorted(db), set(da) ^ set(db)
     differ = [k for k in da if da[k] != db[k]]
     assert not differ, f'files differ: {differ[:10]}'
     dirs_a = sorted(p.relative_to(pa).as_posix() for p in pa.rglob('*') if p.is_dir())

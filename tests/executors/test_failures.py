@@ -21,7 +21,7 @@ from synapse_sdk.server.app import serve_in_thread
 from synapse_sdk.server.faults import Fault, FaultPlan
 from synapse_sdk.testing import read_tree_digest
 
-from .helpers import SHARD_SIZE, assert_same_export, params_for, seed_home, sharded, single
+from .helpers import SHARD_SIZE, assert_same_export, params_for, retries, seed_home, sharded, single
 
 SYNAPSE = str(Path(sys.executable).with_name('synapse'))
 
@@ -55,7 +55,7 @@ def test_a_shard_failing_its_first_attempt_is_run_again(client, backend, monkeyp
     got = sharded(client, 'coco', params, Execution(workers=2, shard_size=SHARD_SIZE), backend,
                   logger)  # fmt: skip
     assert_same_export(expected, got)
-    retried = [m['message'] for m in logger.of_type('message') if 'running it again' in m['message']]
+    retried = retries(logger)
     assert len(retried) == 1 and retried[0].startswith('shard 2 (ids ')
     cause = 'injected fault in shard 2' if how == 'raise' else 'worker process exited with code 17'
     assert cause in retried[0]

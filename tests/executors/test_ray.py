@@ -5,6 +5,8 @@ publishes nothing."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from .helpers import (
     TARGETS,
     assert_same_export,
     params_for,
+    retries,
     seed_home,
     sharded,
     single,
@@ -37,10 +40,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope='module')
 def ray_session() -> Iterator[None]:
+    """One local Ray for the module: 2 CPUs, loopback only (conftest), its own temp dir."""
+    temp = tempfile.mkdtemp(prefix='ray-', dir='/tmp')
     ray.init(address='local', num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _node_ip_address='127.0.0.1')  # fmt: skip
+             _temp_dir=temp)  # fmt: skip
+    assert ray.get_runtime_context().gcs_address.startswith('127.0.0.1:')
     yield
     ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +92,7 @@ def test_a_ray_task_failing_once_is_run_again(client, backend, monkeypatch, how)
     logger = MemoryLogger()
     got = sharded(client, 'csv', params, RAY, backend, logger)
     assert_same_export(expected, got)
-    retried = [m['message'] for m in logger.of_type('message') if 'running it again' in m['message']]
+    retried = retries(logger)
     assert len(retried) == 1 and retried[0].startswith('shard 1 (ids ')
     assert ('injected fault' if how == 'raise' else 'Ray task was lost') in retried[0]
 
@@ -93,7 +100,8 @@ def test_a_ray_task_failing_once_is_run_again(client, backend, monkeypatch, how)
 def test_a_ray_task_failing_for_good_publishes_nothing(client, backend, monkeypatch):
     params = params_for('coco', 'task', 'doomed')
     monkeypatch.setenv('SYNAPSE_SHARD_FAULT', '0:9:raise')
-    with pytest.raises(StepError, match=r'shard 0 \(ids 1\.\.\d+, 7 items\) failed after 3 attempts'):
+    failed = r'shard 0 \(ids 1\.\.\d+, 7 items\) failed after 3 attempts: injected fault'
+    with pytest.raises(StepError, match=failed):
         sharded(client, 'coco', params, RAY, backend)
     assert not (Path(client.home) / 'storage' / 'exports' / 'doomed').exists()
 
@@ -108,7 +116,8 @@ def test_cli_mode_ray_writes_the_local_tree(home, ray_session, monkeypatch):
     args = ['export', 'yolo', '--project', '1', '--split', 'train=0.6,val=0.4', '-q']
     local = runner.invoke(app, [*args, '--name', 'cli-local'])
     assert local.exit_code == 0, local.output
-    distributed = runner.invoke(app, [*args, '--name', 'cli-ray', '--mode', 'ray', '--workers', '2'])
+    ray_args = ['--name', 'cli-ray', '--mode', 'ray', '--workers', '2']
+    distributed = runner.invoke(app, [*args, *ray_args])
     assert distributed.exit_code == 0, distributed.output
     a, b = orjson.loads(local.stdout), orjson.loads(distributed.stdout)
     assert {k: v for k, v in a.items() if k != 'output_path'} == {

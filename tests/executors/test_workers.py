@@ -3,6 +3,7 @@ the single-process tree byte for byte (several shards, names repeated across sha
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_two_workers_write_the_single_process_tree(client, backend, fmt, target)
     assert len(report['per_split']) >= 2
     progress = [r for r in logger.of_type('progress') if r['category'] == 'dataset_conversion']
     assert progress[-1]['current'] == progress[-1]['total'] == got[0]['total_count']
-    assert all(a['current'] <= b['current'] for a, b in zip(progress, progress[1:], strict=False))
+    assert all(a['current'] <= b['current'] for a, b in itertools.pairwise(progress))
 
 
 def test_the_staging_leaves_nothing_of_the_shards_behind(client, backend):

@@ -14,6 +14,8 @@ are loaded by code. ``SYNAPSE_JOB_PYTHON`` names the cluster's interpreter (defa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import sys
 import time
@@ -80,6 +82,8 @@ def submit_job(
     env[SPEC_ENV] = orjson.dumps(spec).decode()
     runtime_env['env_vars'] = env
     python = os.environ.get('SYNAPSE_JOB_PYTHON', 'python')
+    logging.getLogger('ray.dashboard.modules.job.sdk').setLevel(logging.WARNING)
+    _use_ray_token()
     try:
         client = JobSubmissionClient(address)
         job_id = client.submit_job(
@@ -102,6 +106,18 @@ def submit_job(
             client.stop_job(job_id)
         raise
     return _outcome(job_id, status, markers, client)
+
+
+def _use_ray_token() -> None:
+    """Send Ray's auth token when one is at hand (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN``):
+    clusters started by Ray 2.5x require it, and the Jobs client only sends it in token mode.
+    ``RAY_AUTH_MODE`` set by the user is respected."""
+    with contextlib.suppress(Exception):
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 async def _relay(client: Any, job_id: str, write: Any, markers: dict[str, str]) -> None:

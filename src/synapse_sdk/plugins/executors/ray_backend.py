@@ -1,9 +1,10 @@
 """Tasks as Ray tasks: a local Ray instance, or a cluster (``--ray-address`` / ``RAY_ADDRESS``).
 
 Ray is an optional extra (``pip install 'synapse-sdk[ray]'``); :func:`require_ray` says how to
-get it. Without an address a local instance is started on 127.0.0.1 with ``workers`` CPUs and
-no dashboard, and shut down at the end; with one, the run joins that cluster as a driver. A Ray
-session already open in this process (``ray.init`` by the caller) is used as it is.
+get it. Without an address a local instance is started on 127.0.0.1 (loopback only, see
+:data:`LOOPBACK_ENV`) with ``workers`` CPUs and no dashboard, and shut down at the end; with
+one, the run joins that cluster as a driver. A Ray session already open in this process
+(``ray.init`` by the caller) is used as it is.
 
 Each task is a Ray task of one CPU with no Ray-level retries (the scheduler retries, so a
 failure is counted once, with its cause). Task events reach the driver through a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from typing import Any
 
 from synapse_sdk.errors import ParamsError
@@ -27,6 +29,11 @@ __all__ = ['INSTALL_HINT', 'RayBackend', 'ray_task', 'require_ray']
 INSTALL_HINT = (
     "--mode ray needs Ray: pip install 'synapse-sdk[ray]' (or pip install 'ray[default]')"
 )
+
+
+#: Ray's switch for a one-machine instance: node address 127.0.0.1, ports bound to loopback
+#: only (by default Ray advertises and binds the machine's network address).
+LOOPBACK_ENV = 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'
 
 
 def require_ray(mode: str = 'ray') -> Any:
@@ -56,12 +63,14 @@ class RayBackend(Backend):
     def __init__(
         self, workers: int, *, address: str | None = None, env: dict[str, str] | None = None
     ) -> None:
+        address = address or os.environ.get('RAY_ADDRESS') or None
+        if address in (None, 'local') and 'ray' not in sys.modules:
+            os.environ.setdefault(LOOPBACK_ENV, '0')  # read when ray is imported
         ray = require_ray()
         self._ray = ray
         self.slots = max(1, int(workers))
         self._env = dict(env or {})
         self._owned = False
-        address = address or os.environ.get('RAY_ADDRESS') or None
         if not ray.is_initialized():
             options: dict[str, Any] = {
                 'include_dashboard': False,
@@ -72,7 +81,7 @@ class RayBackend(Backend):
             if self._env:
                 options['runtime_env'] = {'env_vars': self._env}
             if address in (None, 'local'):
-                options.update(address='local', num_cpus=self.slots, _node_ip_address='127.0.0.1')
+                options.update(address='local', num_cpus=self.slots)
             else:
                 options['address'] = address
             try:
