@@ -118,7 +118,7 @@ class WriterSink:
         if fetched:
             item.original_status = SUCCESS
         elif dest is not None and url:
-            self.exporter.download_original(str(url), dest)
+            self.exporter.download_original(str(url), dest, item=item)
         elif save_original and rel and not url:
             item.original_status = ExportStatus.FAILED
             item.original_error = 'the item has no original file'

@@ -283,7 +283,7 @@ class ExportAction(BaseExportAction[ExportParams]):
         plan = handler.selection if handler is not None else None
         if plan is not None:  # what was selected, and how (selection.py)
             result['selection'] = plan.summary()
-            result['warnings'] = [*result.get('warnings', []), *plan.warnings]
+            result['warnings'] = [*plan.warnings, *result['warnings']]
         return result
 
     def _param(self, name: str) -> Any:

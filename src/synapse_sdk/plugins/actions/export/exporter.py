@@ -252,13 +252,19 @@ class BaseExporter:
 
     # -- helpers for subclasses --------------------------------------------------------------
     def download_original(
-        self, url: str, dest: Path, error_file_list: list[Any] | None = None
+        self,
+        url: str,
+        dest: Path,
+        error_file_list: list[Any] | None = None,
+        *,
+        item: ItemContext | None = None,
     ) -> Future[Path]:
-        """Download ``url`` to ``dest`` in the background; its outcome is the item's original.
+        """Download ``url`` to ``dest`` in the background; its outcome is ``item``'s original
+        (default: the current item's).
 
         A failure is listed in ``errors_original_file_list`` with the downloader's reason.
         """
-        item = self._require_current()
+        item = self._require_current() if item is None else item
         recorder = self.recorder
         if recorder is None:
             raise RuntimeError('download_original is only available while items are exported')

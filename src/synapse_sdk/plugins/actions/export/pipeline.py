@@ -223,8 +223,10 @@ class ItemPipeline:
         run = ex.run
         report = ex.report
         on_progress = self.on_progress
-        progress_step = max(1, total // 1000)
-        metrics_step = max(1, total // 100)
+        # Reported about a thousand (progress) and a hundred (metrics) times per run; an unknown
+        # total (0) reports every 100 / 1000 items.
+        progress_step = max(1, total // 1000) if total else 100
+        metrics_step = max(1, total // 100) if total else 1000
         next_progress = 1
         next_metrics = metrics_step
         index = 0
