@@ -635,6 +635,11 @@ class RunShardsStep(BaseStep['ExportContext']):
                 reporter.restart(index)
             if not changed:
                 break
+            context.log_message(
+                f'{len(skipped)} record(s) could not be read and take no file name; '
+                f'shard(s) {", ".join(map(str, changed))} run again with the names one process '
+                'gives'
+            )
         else:  # pragma: no cover - the names converge after one round
             raise ExportError('the file names of the shards did not settle')
         logger.set_progress(total, total, DATASET_CONVERSION)
