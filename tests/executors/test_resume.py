@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from .helpers import seed_home
@@ -61,8 +62,11 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
     assert workers_of(proc.pid) == []
     assert not final.exists()
 
-    # A finished part damaged after the crash is found out and redone, not published.
-    damaged = next(iter((journal.parent / 'parts' / '0001' / 'json').iterdir()))
+    # A file of a finished shard damaged after the crash is found out: the shard is redone.
+    record = orjson.loads((journal / 'shard-0001.json').read_bytes())
+    rel = next(f for f in record['files'] if f.startswith('json/'))
+    staging = journal.parent.parent
+    damaged = staging / rel if (staging / rel).exists() else journal.parent / 'parts/0001' / rel
     damaged.write_bytes(b'{"tampered": true}\n')
 
     resumed = run_cli(*EXPORT, '--workers', '2', '--resume', env=cli_env(home))

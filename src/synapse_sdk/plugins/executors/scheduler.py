@@ -39,13 +39,13 @@ class TaskFailed(ExportError):
 
 @dataclass
 class _State:
-    task: TaskCall
+    task: TaskCall | None
     attempts: int = 0
 
 
 def run_tasks(
     backend: Backend,
-    tasks: dict[Any, TaskCall],
+    tasks: dict[Any, TaskCall | None],
     *,
     on_events: Callable[[Any, Any], None],
     attempts: int = DEFAULT_ATTEMPTS,
@@ -57,7 +57,8 @@ def run_tasks(
     """Run ``tasks`` (keys sortable) and return ``{key: result}``; raise :class:`TaskFailed`.
 
     ``before_attempt(key, attempt)`` may return a new :class:`TaskCall` for an attempt (a
-    fresh part directory, the attempt number); ``on_done(key, result)`` runs in the driver as
+    fresh part directory, the attempt number; a task given as ``None`` is built by it when it
+    starts); ``on_done(key, result)`` runs in the driver as
     each task succeeds; ``on_retry(key, failure, attempt)`` before a task runs again.
     ``describe(key)`` names a task in messages (``shard 3 (ids 120..180)``).
     """
@@ -75,6 +76,8 @@ def run_tasks(
             task = before_attempt(key, state.attempts)
             if task is not None:
                 state.task = task
+        if state.task is None:
+            raise ValueError(f'task {key!r} was given as None and before_attempt built none')
         running.add(key)
         backend.submit(key, state.task)
 

@@ -39,10 +39,11 @@ except ImportError:  # pragma: no cover - depends on the storage package's versi
 __all__ = [
     'META_DIR',
     'Journal',
+    'file_digest',
     'find_resumable',
     'owner_alive',
+    'part_listing',
     'this_owner',
-    'tree_digest',
 ]
 
 JOURNAL_VERSION = 1
@@ -92,27 +93,29 @@ def owner_alive(owner: dict[str, Any] | None) -> bool | None:
     return not (start is not None and _proc_start(pid) not in (None, start))
 
 
-def tree_digest(root: Path) -> dict[str, Any]:
-    """``{"files", "bytes", "digest"}`` of every file under ``root`` (paths and contents)."""
-    total = hashlib.blake2b(digest_size=20)
-    files = size = 0
+def file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open('rb') as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def part_listing(root: Path) -> dict[str, Any]:
+    """What a finished part holds: ``{"files": {relative path: content digest}, "dirs":
+    [relative directories]}`` (directories too, since an empty one is part of the export)."""
+    files: dict[str, str] = {}
+    dirs: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
-        total.update(b'd\0' + rel_dir.encode('utf-8', 'surrogateescape') + b'\0')
+        prefix = '' if rel_dir == '.' else f'{rel_dir}/'
+        if prefix:
+            dirs.append(rel_dir)
         for name in sorted(filenames):
-            path = base / name
-            digest = hashlib.blake2b(digest_size=20)
-            with path.open('rb') as fh:
-                while chunk := fh.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            rel = f'{rel_dir}/{name}' if rel_dir != '.' else name
-            total.update(b'f\0' + rel.encode('utf-8', 'surrogateescape') + b'\0')
-            total.update(digest.digest())
-            files += 1
-    return {'files': files, 'bytes': size, 'digest': total.hexdigest()}
+            files[f'{prefix}{name}'] = file_digest(base / name)
+    return {'files': files, 'dirs': dirs}
 
 
 class Journal:
@@ -165,12 +168,22 @@ class Journal:
         return record if isinstance(record, dict) else None
 
     def verify(self, index: int, record: dict[str, Any]) -> bool:
-        """Whether shard ``index``'s part still holds exactly what its record says."""
+        """Whether every file shard ``index`` wrote still has the bytes its record says, in
+        its part or, once moved there, in the export."""
         part = self.part_dir(index)
-        if not part.is_dir():
+        files = record.get('files')
+        if not isinstance(files, dict):
             return False
-        expected = record.get('tree')
-        return isinstance(expected, dict) and tree_digest(part) == expected
+        for rel, digest in files.items():
+            path = part / rel
+            if not path.is_file():
+                path = self.staging / rel
+            try:
+                if file_digest(path) != digest:
+                    return False
+            except OSError:
+                return False
+        return True
 
     def forget(self, index: int) -> None:
         """Drop shard ``index``'s record and part (it runs again)."""
@@ -178,19 +191,30 @@ class Journal:
         _rmtree(self.part_dir(index))
 
     # -- the staging directory ---------------------------------------------------------------
-    def clear_outputs(self) -> None:
-        """Remove everything of the staging directory but its own folder (a merge that was
-        interrupted left files there; the parts are merged again)."""
+    def clear_outputs(self, keep: dict[str, Any] | None = None) -> None:
+        """Remove what the staging directory holds outside its own folder, but the files and
+        directories in ``keep`` (those of parts already moved there): an interrupted run left
+        the rest (moves or a merge half done); it is written again."""
         if not self.staging.is_dir():
             return
-        for entry in os.scandir(self.staging):
-            if entry.name == META_DIR:
-                continue
-            path = Path(entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                _rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        files = set((keep or {}).get('files') or ())
+        dirs = set((keep or {}).get('dirs') or ())
+        found: list[tuple[Path, str]] = []
+        for dirpath, dirnames, filenames in os.walk(self.staging):
+            base = Path(dirpath)
+            rel_dir = base.relative_to(self.staging).as_posix()
+            if rel_dir == '.':
+                dirnames[:] = [d for d in dirnames if d != META_DIR]
+            prefix = '' if rel_dir == '.' else f'{rel_dir}/'
+            for name in filenames:
+                if f'{prefix}{name}' not in files:
+                    (base / name).unlink(missing_ok=True)
+            if prefix:
+                found.append((base, rel_dir))
+        for base, rel_dir in reversed(found):
+            if rel_dir not in dirs:
+                with contextlib.suppress(OSError):
+                    base.rmdir()  # only when empty: what is kept stays
 
     def clear(self) -> None:
         """Start over: outputs, parts and journal gone (an owner marker stays)."""

@@ -20,9 +20,11 @@ the files do not say (plain JSON data). A writer without a registered merger is 
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +32,7 @@ from typing import Any, ClassVar
 import orjson
 
 from synapse_sdk.errors import ExportError
+from synapse_sdk.storage.local import rename_noreplace
 
 __all__ = ['MERGERS', 'MergeError', 'Part', 'PartMerger', 'merger_for', 'move_tree']
 
@@ -62,24 +65,29 @@ def _same_file(a: Path, b: Path) -> bool:
 def move_tree(src: Path, dst: Path, skip: Callable[[str], bool] = lambda rel: False) -> None:
     """Move every file and directory of ``src`` into ``dst`` (paths relative to each).
 
-    A directory missing in ``dst`` is renamed over whole; a file already in ``dst`` must have
-    the same bytes (it is dropped) or the merge fails. ``skip(rel)`` leaves a file in place.
+    A directory missing in ``dst`` is renamed over whole (unless ``skip`` may hold for
+    something in it); a file already in ``dst`` must have the same bytes (it is dropped) or the
+    merge fails. ``skip(rel)`` leaves a file (or, for ``rel + '/'``, a directory's content
+    that may hold such files) in place.
     """
     dst.mkdir(parents=True, exist_ok=True)
     with os.scandir(src) as entries:
         children = sorted(entries, key=lambda e: e.name)
     for entry in children:
-        source = Path(entry.path)
-        target = dst / entry.name
-        rel = source.relative_to(src).as_posix()
-        _move(source, target, rel, skip)
+        _move(Path(entry.path), dst / entry.name, entry.name, skip)
 
 
 def _move(source: Path, target: Path, rel: str, skip: Callable[[str], bool]) -> None:
     if source.is_dir() and not source.is_symlink():
-        if not os.path.lexists(target) and not _has_skipped(source, rel, skip):
-            os.rename(source, target)
-            return
+        if not skip(f'{rel}/'):
+            try:
+                rename_noreplace(source, target)
+                return
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
         target.mkdir(exist_ok=True)
         with os.scandir(source) as entries:
             children = sorted(entries, key=lambda e: e.name)
@@ -88,22 +96,12 @@ def _move(source: Path, target: Path, rel: str, skip: Callable[[str], bool]) -> 
         return
     if skip(rel):
         return
-    if os.path.lexists(target):
+    try:
+        rename_noreplace(source, target)
+    except FileExistsError:
         if not _same_file(source, target):
-            raise MergeError(f'two shards wrote {rel} with different content')
+            raise MergeError(f'two shards wrote {rel} with different content') from None
         source.unlink()
-        return
-    os.rename(source, target)
-
-
-def _has_skipped(directory: Path, rel: str, skip: Callable[[str], bool]) -> bool:
-    for dirpath, _dirs, files in os.walk(directory):
-        base = Path(dirpath).relative_to(directory).as_posix()
-        for name in files:
-            inner = name if base == '.' else f'{base}/{name}'
-            if skip(f'{rel}/{inner}'):
-                return True
-    return False
 
 
 class PartMerger:
@@ -117,12 +115,20 @@ class PartMerger:
         return {}
 
     def is_special(self, rel: str) -> bool:
+        """Whether ``rel`` is merged by :meth:`merge_special` (``dir/``: may hold such)."""
+        if rel.endswith('/'):
+            return any(pattern.startswith(rel) for pattern in self.special)
         return any(_matches(rel, pattern) for pattern in self.special)
+
+    def move_items(self, part: Path, root: Path) -> None:
+        """Move a finished part's per-item files into ``root`` (any order: names are unique);
+        the files :meth:`merge_special` merges stay."""
+        move_tree(part, root, self.is_special)
 
     def merge(self, root: Path, parts: list[Part], context: MergeContext) -> None:
         """Merge ``parts`` (in shard order) into ``root``."""
         for part in parts:
-            move_tree(part.root, root, self.is_special)
+            self.move_items(part.root, root)
         self.merge_special(root, parts, context)
 
     def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
@@ -159,32 +165,58 @@ def _special_files(parts: list[Part], pattern: str) -> list[str]:
 # -- COCO --------------------------------------------------------------------------------------
 _IMAGES_OPEN = b'"images":['
 _ANNOTATIONS_OPEN = b'"annotations":['
+# A part's arrays hold one orjson object (sorted keys) per line. An annotation's own id sits
+# right before its image_id: when every line has exactly one "image_id" key, the ids are found
+# by a pattern over the whole block (otherwise every line is parsed). An image's own id sits
+# between its height and width.
+_ANNOTATION_ID = re.compile(rb'"id":(\d+),"image_id":')
+_IMAGE_ID = re.compile(rb'"height":-?\d+,"id":(-?\d+),"width":')
 
 
-class _CocoFile:
-    """The header, image lines and annotation lines of one COCO file a writer produced (one
-    JSON object per line inside the arrays)."""
+def _lines(block: bytes) -> int:
+    return block.count(b'\n') + 1 if block else 0
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def read(self) -> tuple[bytes, Iterator[bytes], Callable[[], Iterator[bytes]]]:
-        data = self.path.read_bytes()
-        start = data.find(_IMAGES_OPEN)
-        middle = data.find(b'],\n' + _ANNOTATIONS_OPEN, start)
-        if start < 0 or middle < 0 or not data.endswith(b']}\n'):
-            raise MergeError(f'{self.path.name}: not the layout the COCO writer writes')
-        header = data[: start + len(_IMAGES_OPEN)]
-        images = data[start + len(_IMAGES_OPEN) : middle]
-        annotations = data[middle + 3 + len(_ANNOTATIONS_OPEN) : -3]
+def shift_annotation_ids(block: bytes, offset: int) -> bytes:
+    """Annotation lines (``,\\n``-joined) with every object's id moved up by ``offset``; the
+    bytes are otherwise unchanged."""
+    if not block or not offset:
+        return block
+    lines = _lines(block)
+    if block.count(b'"image_id":') == lines:
+        pieces = _ANNOTATION_ID.split(block)  # text, id, text, id, ..., text
+        if len(pieces) == 2 * lines + 1:
+            shifted = b'"id":%d,"image_id":'
+            pieces[1::2] = [shifted % (int(n) + offset) for n in pieces[1::2]]
+            return b''.join(pieces)
+    out = []
+    for line in block.split(b',\n'):
+        ann = orjson.loads(line)
+        ann['id'] = int(ann['id']) + offset
+        out.append(orjson.dumps(ann, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    return b',\n'.join(out)
 
-        def lines(block: bytes) -> Iterator[bytes]:
-            for line in block.split(b'\n'):
-                line = line.removesuffix(b',')
-                if line:
-                    yield line
 
-        return header, lines(images), lambda: lines(annotations)
+def image_ids(block: bytes) -> list[Any]:
+    """The ids of the image lines of ``block``."""
+    ids = _IMAGE_ID.findall(block)
+    if len(ids) == _lines(block):
+        return [int(i) for i in ids]
+    return [orjson.loads(line).get('id') for line in block.split(b',\n')] if block else []
+
+
+def read_coco(path: Path) -> tuple[bytes, bytes, bytes]:
+    """``(header, images, annotations)`` of a COCO file the writer wrote: the header up to
+    the images array, and each array's lines joined by ``,\\n`` (no brackets)."""
+    data = path.read_bytes()
+    start = data.find(_IMAGES_OPEN)
+    middle = data.find(b'],\n' + _ANNOTATIONS_OPEN, max(start, 0))
+    if start < 0 or middle < 0 or not data.endswith(b']}\n'):
+        raise MergeError(f'{path.name}: not the layout the COCO writer writes')
+    header = data[: start + len(_IMAGES_OPEN)]
+    images = data[start + len(_IMAGES_OPEN) : middle].strip(b'\n')
+    annotations = data[middle + 3 + len(_ANNOTATIONS_OPEN) : -3].strip(b'\n')
+    return header, images, annotations
 
 
 class CocoMerger(PartMerger):
@@ -207,7 +239,7 @@ class CocoMerger(PartMerger):
             spent = part.state.get('annotation_ids')
             if spent is None:  # a writer that does not say: every id went to a written line
                 spent = sum(
-                    sum(1 for _ in _CocoFile(part.root / rel).read()[2]())
+                    _lines(read_coco(part.root / rel)[2])
                     for rel in _special_files([part], self.special[0])
                 )
             offset += int(spent)
@@ -232,28 +264,25 @@ class CocoMerger(PartMerger):
         images = annotations = 0
         with target.open('wb') as out, spool.open('wb') as ann_out:
             for part, offset in pieces:
-                head, image_lines, annotation_lines = _CocoFile(part.root / rel).read()
+                head, image_block, ann_block = read_coco(part.root / rel)
                 if header is None:
                     header = head
                     out.write(head)
                 elif head != header:
                     raise MergeError(f'{rel}: shards wrote different headers (categories)')
-                for line in image_lines:
-                    image_id = orjson.loads(line).get('id')
-                    owner = image_owner.setdefault(image_id, part.index)
+                for number in image_ids(image_block):
+                    owner = image_owner.setdefault(number, part.index)
                     if owner != part.index:
                         raise MergeError(
-                            f'image id {image_id} was given to records of shards {owner} and '
+                            f'image id {number} was given to records of shards {owner} and '
                             f'{part.index} (duplicate source ids); export without sharding'
                         )
-                    out.write((b',\n' if images else b'\n') + line)
+                if image_block:
+                    out.write((b',\n' if images else b'\n') + image_block)
                     images += 1
-                for line in annotation_lines():
-                    if offset:
-                        ann = orjson.loads(line)
-                        ann['id'] = int(ann['id']) + offset
-                        line = orjson.dumps(ann, option=orjson.OPT_SORT_KEYS)
-                    ann_out.write((b',\n' if annotations else b'\n') + line)
+                if ann_block:
+                    ann_block = shift_annotation_ids(ann_block, offset)
+                    ann_out.write((b',\n' if annotations else b'\n') + ann_block)
                     annotations += 1
         with target.open('ab') as out, spool.open('rb') as ann_in:
             out.write(b'\n],\n' if images else b'],\n')

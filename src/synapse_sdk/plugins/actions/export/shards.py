@@ -22,10 +22,11 @@ rarely any, run again), so even then the files are named as one process names th
 
 from __future__ import annotations
 
-import bisect
 import hashlib
+import itertools
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from synapse_sdk.plugins.actions.export.export_action import (
     _state,
 )
 from synapse_sdk.plugins.actions.export.item import item_file_name
-from synapse_sdk.plugins.actions.export.journal import Journal, find_resumable, tree_digest
+from synapse_sdk.plugins.actions.export.journal import Journal, find_resumable, part_listing
 from synapse_sdk.plugins.actions.export.merge import MergeContext, Part, merger_for
 from synapse_sdk.plugins.actions.export.outcome import PartResult
 from synapse_sdk.plugins.actions.export.pipeline import ItemPipeline, ItemSource, refuse_media
@@ -60,12 +61,12 @@ if TYPE_CHECKING:
 __all__ = [
     'MIN_SHARD_ITEMS',
     'SHARDS_PER_WORKER',
+    'NamePlan',
     'Shard',
     'ShardRun',
     'StemSequence',
     'cut_shards',
     'not_shardable',
-    'plan_names',
     'register_sharded_steps',
     'run_shard',
 ]
@@ -150,19 +151,16 @@ def _name_rows(
                 rows = _chain(first, rows)
             else:
                 rows = iter(())
-    if rows is not None:
+    if rows is not None:  # NamePlan leaves out the records that are not samples
         for row in rows:
-            k = row.get(key)
-            if not plan.keeps(k):
-                continue
-            name = row.get('file_name') or row.get('unit_name') or str(row.get('id'))
-            yield int(k), row.get('id'), str(name)
+            item_id = row.get('id')
+            name = row.get('file_name') or row.get('unit_name') or str(item_id)
+            yield int(row[key]), item_id, str(name)
         return
     records, _ = handler.fetch(client, filters)
     for record in records:
-        k = record.get(key)
-        if plan.keeps(k):
-            yield int(k), record.get('id'), item_file_name(handler.to_export_item(record))
+        if plan.keeps(record.get(key)):
+            yield int(record[key]), record.get('id'), item_file_name(handler.to_export_item(record))
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -170,38 +168,72 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def plan_names(
-    rows: Iterator[tuple[int, Any, str]],
-    plan: SelectionPlan,
-    shards: list[Shard],
-    exclude: frozenset[int] = frozenset(),
-) -> tuple[list[list[StemEntry]], str]:
-    """Each shard's planned names (in its order) and a digest of all of them.
+class NamePlan:
+    """Every sample's output name, allocated in export (key) order as one process does, and
+    handed out shard by shard: shard ``k``'s names need only the rows up to its range, so the
+    first shards start while the names of the later ones are still being planned.
 
-    ``rows`` come in export (key) order; ``exclude`` are keys of records that take no name
-    (the handler could not read them).
+    ``rows`` are ``(key, item id, file name)`` in key order; ``exclude`` are keys of records
+    that take no name (the handler could not read them).
     """
-    allocator = StemAllocator()
-    starts = [s.start for s in shards]
-    out: list[list[StemEntry]] = [[] for _ in shards]
-    digest = hashlib.blake2b(digest_size=16)
-    keys = plan.keys
-    for key, item_id, name in rows:
-        position = int(np.searchsorted(keys, key))
-        shard = bisect.bisect_right(starts, position) - 1
-        if key in exclude:
-            continue
-        stem, ext, renamed = allocator.allocate(name, fallback=str(item_id))
-        out[shard].append((key, item_id, stem, ext, renamed))
-        digest.update(orjson.dumps([key, item_id, stem, ext]))
-    return out, digest.hexdigest()
+
+    BATCH = 5000
+
+    def __init__(
+        self,
+        rows: Iterator[tuple[int, Any, str]],
+        plan: SelectionPlan,
+        shards: list[Shard],
+        exclude: frozenset[int] = frozenset(),
+    ) -> None:
+        self._rows = rows
+        self._keys = plan.keys
+        self._ends = np.array([s.end for s in shards], dtype=np.int64)
+        self._lists: list[list[StemEntry]] = [[] for _ in shards]
+        self._complete = 0  # shards before this one have all their names
+        self._exclude = exclude
+        self._allocator = StemAllocator()
+
+    def shard(self, index: int) -> list[StemEntry]:
+        """The names of shard ``index``, in its order."""
+        while self._complete <= index:
+            self._pull()
+        return self._lists[index]
+
+    def all(self) -> list[list[StemEntry]]:
+        """Every shard's names."""
+        if self._lists:
+            self.shard(len(self._lists) - 1)
+        return self._lists
+
+    def _pull(self) -> None:
+        batch = list(itertools.islice(self._rows, self.BATCH))
+        if not batch:
+            self._complete = len(self._lists)
+            return
+        keys = np.fromiter((row[0] for row in batch), dtype=np.int64, count=len(batch))
+        positions = np.searchsorted(self._keys, keys)
+        inside = positions < len(self._keys)
+        kept = inside & (self._keys[np.minimum(positions, len(self._keys) - 1)] == keys)
+        shards = np.searchsorted(self._ends, positions, side='right')
+        allocate = self._allocator.allocate
+        lists, exclude = self._lists, self._exclude
+        for row, keep, shard in zip(batch, kept.tolist(), shards.tolist(), strict=True):
+            if not keep:
+                continue
+            key, item_id, name = row
+            if key in exclude:
+                continue
+            stem, ext, renamed = allocate(name, fallback=str(item_id))
+            lists[shard].append((key, item_id, stem, ext, renamed))
+        # Rows come in key order: every shard before the last row's is complete.
+        self._complete = max(self._complete, min(int(shards[-1]), len(lists)))
 
 
 def stems_digest(entries: list[StemEntry]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for key, item_id, stem, ext, _ in entries:
-        digest.update(orjson.dumps([key, item_id, stem, ext]))
-    return digest.hexdigest()
+    """A digest of a shard's planned names (what a journalled part was named with)."""
+    data = orjson.dumps([[k, i, s, e] for k, i, s, e, _ in entries], default=str)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 class StemSequence(Mapping[Any, tuple[str, str, bool]]):
@@ -346,7 +378,7 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
             'state': state,
             'skipped': skipped,
             'stems': stems_digest([e for e in payload.stems if e[0] not in gone]),
-            'tree': tree_digest(part_dir),
+            **part_listing(part_dir),
         }
         journal.record_done(shard.index, record)
         return record
@@ -389,12 +421,12 @@ class ShardRun:
     # filled in by the steps
     journal: Journal | None = None
     shards: list[Shard] = field(default_factory=list)
-    stems: list[list[StemEntry]] = field(default_factory=list)
-    names_digest: str = ''
+    names: NamePlan | None = None
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     resumed: list[int] = field(default_factory=list)
     fingerprint: str = ''
     keep_staging: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def not_shardable(action_cls: type) -> str | None:
@@ -507,7 +539,7 @@ class PlanShardsStep(BaseStep['ExportContext']):
             journal.clear()
         run.fingerprint = fingerprint
         rows = _name_rows(context.client, handler, state.filters, plan)
-        run.stems, run.names_digest = plan_names(rows, plan, run.shards)
+        run.names = NamePlan(rows, plan, run.shards)  # planned as the shards start
         if manifest is not None and manifest.get('fingerprint') == fingerprint:
             self._keep_done(run, context)
         journal.write_manifest(
@@ -537,21 +569,27 @@ class PlanShardsStep(BaseStep['ExportContext']):
     def _keep_done(run: ShardRun, context: ExportContext) -> None:
         """Keep each recorded shard whose part is intact and was named as now planned."""
         journal = run.journal
-        assert journal is not None
-        journal.clear_outputs()
+        assert journal is not None and run.names is not None
         kept = []
+        keep: dict[str, set[str]] = {'files': set(), 'dirs': set()}
         for shard in run.shards:
             record = journal.done_record(shard.index)
             if (
                 record is not None
                 and record.get('shard') == shard.to_json()
-                and record.get('stems') == stems_digest(run.stems[shard.index])
+                and record.get('stems') == stems_digest(run.names.shard(shard.index))
                 and journal.verify(shard.index, record)
             ):
                 run.records[shard.index] = record
                 kept.append(shard.index)
+                keep['files'].update(record.get('files') or ())
+                keep['dirs'].update(record.get('dirs') or ())
             else:
                 journal.forget(shard.index)
+        journal.clear_outputs(keep)  # what the other shards (or a merge) left half done
+        for index in kept:  # files a crash left unmoved, and empty directories
+            for rel in run.records[index].get('dirs') or ():
+                (journal.staging / rel).mkdir(parents=True, exist_ok=True)
         run.resumed = kept
         done = sum(run.shards[i].expected for i in kept)
         context.log_message(
@@ -615,6 +653,7 @@ class RunShardsStep(BaseStep['ExportContext']):
             context.set_progress(reporter.done(DATASET_CONVERSION), max(total, 1))
 
         exclude: set[int] = set()
+        started = time.perf_counter()
         for _round in range(MAX_RENAME_ROUNDS + 1):
             todo = [s for s in run.shards if s.index not in run.records]
             for shard in todo:
@@ -624,14 +663,14 @@ class RunShardsStep(BaseStep['ExportContext']):
             if skipped <= exclude:
                 break
             exclude |= skipped
+            assert run.names is not None
             rows = _name_rows(context.client, state.handler, state.filters, plan)
-            stems, run.names_digest = plan_names(rows, plan, run.shards, frozenset(exclude))
-            changed = [i for i in range(len(stems)) if _renamed(run.stems[i], stems[i])]
-            run.stems = stems
+            names = NamePlan(rows, plan, run.shards, frozenset(exclude))
+            before, after = run.names.all(), names.all()
+            changed = [i for i in range(len(after)) if _renamed(before[i], after[i])]
+            run.names = names
             for index in changed:  # named differently once the unreadable records take no name
-                assert run.journal is not None
-                run.journal.forget(index)
-                run.records.pop(index, None)
+                self._unmerge(run, index)
                 reporter.restart(index)
             if not changed:
                 break
@@ -643,13 +682,35 @@ class RunShardsStep(BaseStep['ExportContext']):
         else:  # pragma: no cover - the names converge after one round
             raise ExportError('the file names of the shards did not settle')
         logger.set_progress(total, total, DATASET_CONVERSION)
+        run.timings['shards'] = time.perf_counter() - started
+        started = time.perf_counter()
         summary = self._merge(context, run, state, plan)
+        run.timings['merge'] = time.perf_counter() - started
+        t = run.timings
+        context.log_message(
+            f'{len(run.shards)} shard(s) on {run.backend.slots} {run.backend.name} worker(s): '
+            f'shards {t["shards"]:.2f} s, merging the parts {t["parts"]:.2f} s, extra files and '
+            f'reports {t["merge"] - t["parts"]:.2f} s',
+            'debug',
+        )
         state.summary = summary
         context.exported_count = summary['exported_count']
         for error in summary['errors'][:MAX_RESULT_ERRORS]:
             what = 'Item' if error['kind'] == 'data_file' else 'Original file of item'
             context.errors.append(f'{what} {error["id"]} ({error["file"]}): {error["reason"]}')
         return StepResult(data={k: v for k, v in summary.items() if k != 'errors'})
+
+    @staticmethod
+    def _unmerge(run: ShardRun, index: int) -> None:
+        """Take shard ``index``'s files back out of the export (it runs again)."""
+        journal = run.journal
+        assert journal is not None
+        record = run.records.pop(index, None) or {}
+        others = {rel for i, r in run.records.items() for rel in r.get('files') or ()}
+        for rel in record.get('files') or ():
+            if rel not in others:  # a file every part writes alike stays for the others
+                (journal.staging / rel).unlink(missing_ok=True)
+        journal.forget(index)
 
     def _run_shards(
         self,
@@ -667,7 +728,8 @@ class RunShardsStep(BaseStep['ExportContext']):
         if not todo:
             return
         state = _state(context)
-        assert state.staging is not None
+        assert state.staging is not None and run.names is not None
+        names = run.names
         by_index = {s.index: s for s in todo}
 
         def payload(shard: Shard, attempt: int) -> TaskCall:
@@ -684,7 +746,7 @@ class RunShardsStep(BaseStep['ExportContext']):
                     project=state.project,
                     count=context.total_count,
                     plan=PlanSlice.of(plan, shard),
-                    stems=run.stems[shard.index],
+                    stems=names.shard(shard.index),
                     attempt=attempt,
                     events=events,
                     fault=run.fault,
@@ -694,8 +756,14 @@ class RunShardsStep(BaseStep['ExportContext']):
         def before_attempt(index: int, attempt: int) -> TaskCall:
             return payload(by_index[index], attempt)
 
+        merger = merger_for(type(state.exporter))
+        assert merger is not None
+
         def on_done(index: int, record: Any) -> None:
             run.records[index] = record
+            # Its per-item files go into the export now, while other shards still run.
+            assert run.journal is not None
+            merger.move_items(run.journal.part_dir(index), run.journal.staging)
 
         def on_retry(index: int, failure: Any, attempt: int) -> None:
             shard = by_index[index]
@@ -706,7 +774,7 @@ class RunShardsStep(BaseStep['ExportContext']):
             )
             reporter.restart(index, shard.expected)
 
-        tasks = {s.index: payload(s, 1) for s in todo}
+        tasks: dict[int, TaskCall | None] = {s.index: None for s in todo}  # built as they start
         try:
             run_tasks(
                 run.backend,
@@ -745,15 +813,16 @@ class RunShardsStep(BaseStep['ExportContext']):
             Part(i, journal.part_dir(i), run.records[i].get('state') or {})
             for i in sorted(run.records)
         ]
-        journal.clear_outputs()
 
         def open_writer(root: Path) -> Any:
             sink = WriterSink(exporter)  # type: ignore[arg-type]
             sink.open(root)
             return sink.writer
 
+        started = time.perf_counter()
         merger.merge(state.staging, parts, MergeContext(make_writer=open_writer))
         journal.remove()
+        run.timings['parts'] = time.perf_counter() - started
         results = [PartResult.from_dict(run.records[i]['part']) for i in sorted(run.records)]
         extra = PartResult(report={'selection': plan.summary()}) if plan is not None else None
         return exporter.complete([*([extra] if extra else []), *results], context.total_count)
