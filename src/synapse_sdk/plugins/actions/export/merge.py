@@ -2,17 +2,19 @@
 
 A shard runs the item pipeline over a contiguous key range and writes a complete export of its
 items into its own part directory (the format writer's ``start`` / ``write_item`` / ``finish``,
-or the template hooks). The driver then merges the parts, in shard order, into the export root:
+or the template hooks). The driver merges the parts into the export root as they finish:
 
-- every per-item file (labels, XML, JSON documents, originals) is moved as it is: names were
-  planned over the whole selection (``stems``), so no two parts write the same path;
-- a file every part writes alike (``labels.txt``, ``project.json``) is kept once; two parts
-  writing the same path with different bytes is a :class:`MergeError`;
-- files whose content spans items are merged by the format's :class:`PartMerger`: COCO's
-  ``annotations/*.json`` (images concatenated, annotation ids renumbered with each part's
-  offset), CSV's ``annotations.csv`` (rows concatenated under one header), VOC's
-  ``ImageSets/Main/<split>.txt`` (concatenated) and YOLO's ``data.yaml`` (written again by the
-  writer over the splits of every part, in the order a single process met them).
+- every per-item file (labels, XML, JSON documents, originals) is moved as it is, as soon as
+  its shard ends (:meth:`PartMerger.move_items`): names were planned over the whole selection,
+  so no two parts write the same path; a file every part writes alike (``labels.txt``,
+  ``project.json``) is kept once, and two parts writing one path with different bytes is a
+  :class:`MergeError`;
+- files whose content spans items (``special``) go through the format's
+  :class:`MergeSession`, fed the parts in shard order as soon as every part before them is
+  done: COCO's ``annotations/*.json`` (images concatenated, annotation ids renumbered with
+  each part's offset), CSV's ``annotations.csv`` (rows under one header), VOC's
+  ``ImageSets/Main/<split>.txt`` (concatenated) and YOLO's ``data.yaml`` (written again by
+  the writer over the splits of every part, in the order a single process met them).
 
 ``state(exporter)`` runs in the shard after its pipeline and returns what the merge needs that
 the files do not say (plain JSON data). A writer without a registered merger is not sharded.
@@ -34,7 +36,16 @@ import orjson
 from synapse_sdk.errors import ExportError
 from synapse_sdk.storage.local import rename_noreplace
 
-__all__ = ['MERGERS', 'MergeError', 'Part', 'PartMerger', 'merger_for', 'move_tree']
+__all__ = [
+    'MERGERS',
+    'MergeContext',
+    'MergeError',
+    'MergeSession',
+    'Part',
+    'PartMerger',
+    'merger_for',
+    'move_tree',
+]
 
 
 class MergeError(ExportError):
@@ -107,7 +118,7 @@ def _move(source: Path, target: Path, rel: str, skip: Callable[[str], bool]) -> 
 class PartMerger:
     """Merges the parts of one format (the default: per-item files, moved; see the module)."""
 
-    #: Whether ``skip(rel)`` files are merged by :meth:`merge_special`.
+    #: Files (``dir/*.ext`` patterns or paths) merged by a :class:`MergeSession`.
     special: ClassVar[tuple[str, ...]] = ()
 
     def state(self, exporter: Any) -> dict[str, Any]:
@@ -115,24 +126,52 @@ class PartMerger:
         return {}
 
     def is_special(self, rel: str) -> bool:
-        """Whether ``rel`` is merged by :meth:`merge_special` (``dir/``: may hold such)."""
+        """Whether ``rel`` is merged by the session (``dir/``: may hold such files)."""
         if rel.endswith('/'):
             return any(pattern.startswith(rel) for pattern in self.special)
         return any(_matches(rel, pattern) for pattern in self.special)
 
     def move_items(self, part: Path, root: Path) -> None:
         """Move a finished part's per-item files into ``root`` (any order: names are unique);
-        the files :meth:`merge_special` merges stay."""
+        the special files stay for the session."""
         move_tree(part, root, self.is_special)
 
-    def merge(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        """Merge ``parts`` (in shard order) into ``root``."""
-        for part in parts:
-            self.move_items(part.root, root)
-        self.merge_special(root, parts, context)
+    def session(self, root: Path, context: MergeContext) -> MergeSession:
+        """A merge of special files into ``root``, fed the parts in shard order."""
+        return MergeSession(self, root, context)
 
-    def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        """Merge the files named by :attr:`special` (still in the part directories)."""
+    def merge(self, root: Path, parts: list[Part], context: MergeContext) -> None:
+        """Merge ``parts`` (in shard order) into ``root`` at once."""
+        session = self.session(root, context)
+        try:
+            for part in parts:
+                self.move_items(part.root, root)
+                session.add(part)
+            session.finish()
+        except BaseException:
+            session.abort()
+            raise
+
+
+class MergeSession:
+    """The special files of an export, merged as parts come in shard order (a driver feeds it
+    each part as soon as every part before it is done, so little is left when the last ends).
+    A part's own files are left in place (a resumed run still finds them)."""
+
+    def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
+        self.merger = merger
+        self.root = root
+        self.context = context
+        self.added = 0
+
+    def add(self, part: Part) -> None:
+        self.added += 1
+
+    def finish(self) -> None:
+        """Every part was added: complete the files."""
+
+    def abort(self) -> None:
+        """The merge stops: release what is open. Safe to call twice."""
 
 
 def _matches(rel: str, pattern: str) -> bool:
@@ -151,15 +190,36 @@ class MergeContext:
     make_writer: Callable[[Path], Any] | None = None
 
 
-def _special_files(parts: list[Part], pattern: str) -> list[str]:
-    """Relative paths matching ``pattern`` in any part, sorted."""
+def _part_files(part: Part, pattern: str) -> list[str]:
+    """Relative paths of a part matching ``pattern``, sorted."""
     head, _, tail = pattern.partition('*')
-    names: set[str] = set()
-    for part in parts:
-        directory = part.root / head
-        if directory.is_dir():
-            names.update(f'{head}{p.name}' for p in directory.iterdir() if p.name.endswith(tail))
-    return sorted(names)
+    if '*' not in pattern:
+        return [pattern] if (part.root / pattern).is_file() else []
+    directory = part.root / head
+    if not directory.is_dir():
+        return []
+    return sorted(f'{head}{p.name}' for p in directory.iterdir() if p.name.endswith(tail))
+
+
+class _Appender:
+    """An output file of the merge and its annotations spool (COCO), opened on first use."""
+
+    def __init__(self, path: Path, spool: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.out = path.open('wb')
+        self.spool_path = path.with_name(f'.{path.name}.spool') if spool else None
+        self.spool = self.spool_path.open('wb') if self.spool_path else None
+        self.header: bytes | None = None
+        self.items = 0
+        self.spooled = 0
+
+    def close(self) -> None:
+        for fh in (self.out, self.spool):
+            if fh is not None and not fh.closed:
+                fh.close()
+        if self.spool_path is not None:
+            self.spool_path.unlink(missing_ok=True)
 
 
 # -- COCO --------------------------------------------------------------------------------------
@@ -231,111 +291,118 @@ class CocoMerger(PartMerger):
         spent = getattr(writer, '_next_ann_id', None)
         return {'annotation_ids': int(spent) - 1 if isinstance(spent, int) else None}
 
-    def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        offsets = []
-        offset = 0
-        for part in parts:
-            offsets.append(offset)
-            spent = part.state.get('annotation_ids')
-            if spent is None:  # a writer that does not say: every id went to a written line
-                spent = sum(
-                    _lines(read_coco(part.root / rel)[2])
-                    for rel in _special_files([part], self.special[0])
-                )
-            offset += int(spent)
-        image_owner: dict[Any, int] = {}
-        for rel in _special_files(parts, self.special[0]):
-            self._merge_file(root / rel, rel, parts, offsets, image_owner)
-
-    def _merge_file(
-        self,
-        target: Path,
-        rel: str,
-        parts: list[Part],
-        offsets: list[int],
-        image_owner: dict[Any, int],
-    ) -> None:
-        pieces = [
-            (p, off) for p, off in zip(parts, offsets, strict=True) if (p.root / rel).exists()
-        ]
-        header: bytes | None = None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        spool = target.with_name(f'.{target.name}.annotations')
-        images = annotations = 0
-        with target.open('wb') as out, spool.open('wb') as ann_out:
-            for part, offset in pieces:
-                head, image_block, ann_block = read_coco(part.root / rel)
-                if header is None:
-                    header = head
-                    out.write(head)
-                elif head != header:
-                    raise MergeError(f'{rel}: shards wrote different headers (categories)')
-                for number in image_ids(image_block):
-                    owner = image_owner.setdefault(number, part.index)
-                    if owner != part.index:
-                        raise MergeError(
-                            f'image id {number} was given to records of shards {owner} and '
-                            f'{part.index} (duplicate source ids); export without sharding'
-                        )
-                if image_block:
-                    out.write((b',\n' if images else b'\n') + image_block)
-                    images += 1
-                if ann_block:
-                    ann_block = shift_annotation_ids(ann_block, offset)
-                    ann_out.write((b',\n' if annotations else b'\n') + ann_block)
-                    annotations += 1
-        with target.open('ab') as out, spool.open('rb') as ann_in:
-            out.write(b'\n],\n' if images else b'],\n')
-            out.write(_ANNOTATIONS_OPEN)
-            shutil.copyfileobj(ann_in, out, 1 << 20)
-            out.write(b'\n]}\n' if annotations else b']}\n')
-        spool.unlink()
-        for part, _ in pieces:
-            (part.root / rel).unlink()
+    def session(self, root: Path, context: MergeContext) -> MergeSession:
+        return _CocoSession(self, root, context)
 
 
-# -- CSV ---------------------------------------------------------------------------------------
-class CsvMerger(PartMerger):
+class _CocoSession(MergeSession):
+    def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
+        super().__init__(merger, root, context)
+        self.offset = 0
+        self.files: dict[str, _Appender] = {}
+        self.image_owner: dict[Any, int] = {}
+
+    def add(self, part: Part) -> None:
+        super().add(part)
+        rels = _part_files(part, self.merger.special[0])
+        spent = part.state.get('annotation_ids')
+        blocks = [(rel, *read_coco(part.root / rel)) for rel in rels]
+        for rel, head, image_block, ann_block in blocks:
+            f = self.files.get(rel)
+            if f is None:
+                f = self.files[rel] = _Appender(self.root / rel, spool=True)
+                f.header = head
+                f.out.write(head)
+            elif head != f.header:
+                raise MergeError(f'{rel}: shards wrote different headers (categories)')
+            for number in image_ids(image_block):
+                owner = self.image_owner.setdefault(number, part.index)
+                if owner != part.index:
+                    raise MergeError(
+                        f'image id {number} was given to records of shards {owner} and '
+                        f'{part.index} (duplicate source ids); export without sharding'
+                    )
+            if image_block:
+                f.out.write((b',\n' if f.items else b'\n') + image_block)
+                f.items += 1
+            if ann_block:
+                assert f.spool is not None
+                shifted = shift_annotation_ids(ann_block, self.offset)
+                f.spool.write((b',\n' if f.spooled else b'\n') + shifted)
+                f.spooled += 1
+        if spent is None:  # a writer that does not say: every id went to a written line
+            spent = sum(_lines(ann_block) for _, _, _, ann_block in blocks)
+        self.offset += int(spent)
+
+    def finish(self) -> None:
+        for f in self.files.values():
+            assert f.spool is not None and f.spool_path is not None
+            f.spool.close()
+            f.out.write(b'\n],\n' if f.items else b'],\n')
+            f.out.write(_ANNOTATIONS_OPEN)
+            with f.spool_path.open('rb') as spool:
+                shutil.copyfileobj(spool, f.out, 1 << 20)
+            f.out.write(b'\n]}\n' if f.spooled else b']}\n')
+            f.close()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+# -- CSV and VOC: files whose lines are concatenated -------------------------------------------
+class ConcatMerger(PartMerger):
+    """Files of ``special`` concatenated in part order; with ``header`` their first line is
+    written once (it must be the same in every part)."""
+
+    header: ClassVar[bool] = False
+
+    def session(self, root: Path, context: MergeContext) -> MergeSession:
+        return _ConcatSession(self, root, context)
+
+
+class _ConcatSession(MergeSession):
+    def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
+        super().__init__(merger, root, context)
+        self.files: dict[str, _Appender] = {}
+
+    def add(self, part: Part) -> None:
+        super().add(part)
+        header = getattr(self.merger, 'header', False)
+        for pattern in self.merger.special:
+            for rel in _part_files(part, pattern):
+                f = self.files.get(rel)
+                if f is None:
+                    f = self.files[rel] = _Appender(self.root / rel)
+                with (part.root / rel).open('rb') as fh:
+                    if header:
+                        head = fh.readline()
+                        if f.header is None:
+                            f.header = head
+                            f.out.write(head)
+                        elif head != f.header:
+                            raise MergeError(f'{rel}: shards wrote different headers')
+                    shutil.copyfileobj(fh, f.out, 1 << 20)
+
+    def finish(self) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+class CsvMerger(ConcatMerger):
     """``annotations.csv``: the rows of every part under the header of the first."""
 
     special = ('annotations.csv',)
-
-    def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        rel = self.special[0]
-        header: bytes | None = None
-        with (root / rel).open('wb') as out:
-            for part in parts:
-                path = part.root / rel
-                if not path.exists():
-                    continue
-                with path.open('rb') as fh:
-                    head = fh.readline()
-                    if header is None:
-                        header = head
-                        out.write(head)
-                    elif head != header:
-                        raise MergeError(f'{rel}: shards wrote different headers')
-                    shutil.copyfileobj(fh, out, 1 << 20)
-                path.unlink()
+    header = True
 
 
-# -- VOC ---------------------------------------------------------------------------------------
-class VocMerger(PartMerger):
+class VocMerger(ConcatMerger):
     """``ImageSets/Main/<split>.txt``: the stems of every part, in part order."""
 
     special = ('ImageSets/Main/*.txt',)
-
-    def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        for rel in _special_files(parts, self.special[0]):
-            target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open('wb') as out:
-                for part in parts:
-                    path = part.root / rel
-                    if path.exists():
-                        with path.open('rb') as fh:
-                            shutil.copyfileobj(fh, out, 1 << 20)
-                        path.unlink()
 
 
 # -- YOLO --------------------------------------------------------------------------------------
@@ -350,18 +417,26 @@ class YoloMerger(PartMerger):
         writer = getattr(exporter, 'writer', None)
         return {'splits': list(getattr(writer, '_splits', []) or [])}
 
-    def merge_special(self, root: Path, parts: list[Part], context: MergeContext) -> None:
-        if context.make_writer is None:
+    def session(self, root: Path, context: MergeContext) -> MergeSession:
+        return _YoloSession(self, root, context)
+
+
+class _YoloSession(MergeSession):
+    def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
+        super().__init__(merger, root, context)
+        self.splits: list[str] = []
+
+    def add(self, part: Part) -> None:
+        super().add(part)
+        for split in part.state.get('splits') or []:
+            if split not in self.splits:
+                self.splits.append(split)
+
+    def finish(self) -> None:
+        if self.context.make_writer is None:
             raise MergeError('yolo: no writer to write data.yaml with')
-        splits: list[str] = []
-        for part in parts:
-            for split in part.state.get('splits') or []:
-                if split not in splits:
-                    splits.append(split)
-            (part.root / 'data.yaml').unlink(missing_ok=True)
-        writer = context.make_writer(root)
-        writer.start()
-        for split in splits:
+        writer = self.context.make_writer(self.root)
+        for split in self.splits:
             writer._make(split)
         writer.finish()
 

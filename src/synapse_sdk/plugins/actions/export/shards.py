@@ -378,7 +378,7 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
             'state': state,
             'skipped': skipped,
             'stems': stems_digest([e for e in payload.stems if e[0] not in gone]),
-            **part_listing(part_dir),
+            **part_listing(part_dir, merger.is_special if merger is not None else bool),
         }
         journal.record_done(shard.index, record)
         return record
@@ -652,13 +652,42 @@ class RunShardsStep(BaseStep['ExportContext']):
             reporter.feed(key, batch)
             context.set_progress(reporter.done(DATASET_CONVERSION), max(total, 1))
 
+        merging = _Merging(run, state)
+        try:
+            summary = self._shards_and_merge(context, run, state, plan, merging, reporter, events,
+                                             on_events)  # fmt: skip
+        except BaseException:
+            merging.session.abort()
+            raise
+        state.summary = summary
+        context.exported_count = summary['exported_count']
+        for error in summary['errors'][:MAX_RESULT_ERRORS]:
+            what = 'Item' if error['kind'] == 'data_file' else 'Original file of item'
+            context.errors.append(f'{what} {error["id"]} ({error["file"]}): {error["reason"]}')
+        return StepResult(data={k: v for k, v in summary.items() if k != 'errors'})
+
+    def _shards_and_merge(
+        self,
+        context: ExportContext,
+        run: ShardRun,
+        state: ExportState,
+        plan: SelectionPlan,
+        merging: _Merging,
+        reporter: Any,
+        events: bool,
+        on_events: Any,
+    ) -> dict[str, Any]:
+        assert state.handler is not None
+        total = context.total_count
+        logger = context.runtime_ctx.logger
         exclude: set[int] = set()
         started = time.perf_counter()
+        merging.advance()  # parts a resumed run kept
         for _round in range(MAX_RENAME_ROUNDS + 1):
             todo = [s for s in run.shards if s.index not in run.records]
             for shard in todo:
                 reporter.waiting[shard.index] = shard.expected
-            self._run_shards(context, run, plan, todo, on_events, reporter, events)
+            self._run_shards(context, run, plan, todo, on_events, reporter, events, merging)
             skipped = {k for r in run.records.values() for k in r.get('skipped') or ()}
             if skipped <= exclude:
                 break
@@ -674,6 +703,7 @@ class RunShardsStep(BaseStep['ExportContext']):
                 reporter.restart(index)
             if not changed:
                 break
+            merging.restart()
             context.log_message(
                 f'{len(skipped)} record(s) could not be read and take no file name; '
                 f'shard(s) {", ".join(map(str, changed))} run again with the names one process '
@@ -684,21 +714,26 @@ class RunShardsStep(BaseStep['ExportContext']):
         logger.set_progress(total, total, DATASET_CONVERSION)
         run.timings['shards'] = time.perf_counter() - started
         started = time.perf_counter()
-        summary = self._merge(context, run, state, plan)
+        merging.advance()
+        merging.session.finish()
+        assert run.journal is not None
+        run.journal.remove()
         run.timings['merge'] = time.perf_counter() - started
+        started = time.perf_counter()
+        exporter = state.exporter
+        assert exporter is not None
+        results = [PartResult.from_dict(run.records[i]['part']) for i in sorted(run.records)]
+        extra = PartResult(report={'selection': plan.summary()})
+        summary = exporter.complete([extra, *results], total)
+        run.timings['reports'] = time.perf_counter() - started
         t = run.timings
         context.log_message(
             f'{len(run.shards)} shard(s) on {run.backend.slots} {run.backend.name} worker(s): '
-            f'shards {t["shards"]:.2f} s, merging the parts {t["parts"]:.2f} s, extra files and '
-            f'reports {t["merge"] - t["parts"]:.2f} s',
+            f'shards {t["shards"]:.2f} s, then merging the parts {t["merge"]:.2f} s, extra files '
+            f'and reports {t["reports"]:.2f} s',
             'debug',
         )
-        state.summary = summary
-        context.exported_count = summary['exported_count']
-        for error in summary['errors'][:MAX_RESULT_ERRORS]:
-            what = 'Item' if error['kind'] == 'data_file' else 'Original file of item'
-            context.errors.append(f'{what} {error["id"]} ({error["file"]}): {error["reason"]}')
-        return StepResult(data={k: v for k, v in summary.items() if k != 'errors'})
+        return summary
 
     @staticmethod
     def _unmerge(run: ShardRun, index: int) -> None:
@@ -721,6 +756,7 @@ class RunShardsStep(BaseStep['ExportContext']):
         on_events: Any,
         reporter: Any,
         events: bool,
+        merging: _Merging,
     ) -> None:
         from synapse_sdk.plugins.executors.scheduler import TaskFailed, run_tasks
         from synapse_sdk.plugins.executors.tasks import TaskCall
@@ -756,14 +792,9 @@ class RunShardsStep(BaseStep['ExportContext']):
         def before_attempt(index: int, attempt: int) -> TaskCall:
             return payload(by_index[index], attempt)
 
-        merger = merger_for(type(state.exporter))
-        assert merger is not None
-
         def on_done(index: int, record: Any) -> None:
             run.records[index] = record
-            # Its per-item files go into the export now, while other shards still run.
-            assert run.journal is not None
-            merger.move_items(run.journal.part_dir(index), run.journal.staging)
+            merging.done(index)  # merged now, while the other shards still run
 
         def on_retry(index: int, failure: Any, attempt: int) -> None:
             shard = by_index[index]
@@ -799,33 +830,50 @@ class RunShardsStep(BaseStep['ExportContext']):
                 )
             raise
 
-    def _merge(
-        self, context: ExportContext, run: ShardRun, state: ExportState, plan: SelectionPlan
-    ) -> dict[str, Any]:
+
+class _Merging:
+    """Merges parts as they finish: a part's per-item files move into the export at once (any
+    order); its index files go to the merge session once every part before it is in."""
+
+    def __init__(self, run: ShardRun, state: ExportState) -> None:
         from synapse_sdk.plugins.builtin.formats import WriterSink
 
-        journal = run.journal
         exporter = state.exporter
-        assert journal is not None and exporter is not None and state.staging is not None
+        assert exporter is not None and state.staging is not None and run.journal is not None
         merger = merger_for(type(exporter))
         assert merger is not None
-        parts = [
-            Part(i, journal.part_dir(i), run.records[i].get('state') or {})
-            for i in sorted(run.records)
-        ]
 
         def open_writer(root: Path) -> Any:
             sink = WriterSink(exporter)  # type: ignore[arg-type]
             sink.open(root)
             return sink.writer
 
-        started = time.perf_counter()
-        merger.merge(state.staging, parts, MergeContext(make_writer=open_writer))
-        journal.remove()
-        run.timings['parts'] = time.perf_counter() - started
-        results = [PartResult.from_dict(run.records[i]['part']) for i in sorted(run.records)]
-        extra = PartResult(report={'selection': plan.summary()}) if plan is not None else None
-        return exporter.complete([*([extra] if extra else []), *results], context.total_count)
+        self.run = run
+        self.merger = merger
+        self.journal = run.journal
+        self.context = MergeContext(make_writer=open_writer)
+        self.session = merger.session(self.journal.staging, self.context)
+        self.next = 0
+
+    def done(self, index: int) -> None:
+        self.merger.move_items(self.journal.part_dir(index), self.journal.staging)
+        self.advance()
+
+    def advance(self) -> None:
+        """Add the finished parts that come next in shard order."""
+        records = self.run.records
+        while self.next < len(self.run.shards) and self.next in records:
+            index = self.next
+            part = Part(index, self.journal.part_dir(index), records[index].get('state') or {})
+            self.merger.move_items(part.root, self.journal.staging)
+            self.session.add(part)
+            self.next += 1
+
+    def restart(self) -> None:
+        """Parts changed after they were added: merge them all again."""
+        self.session.abort()
+        self.session = self.merger.session(self.journal.staging, self.context)
+        self.next = 0
 
 
 def _renamed(old: list[StemEntry], new: list[StemEntry]) -> bool:
