@@ -370,6 +370,11 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
         state = merger.state(exporter) if merger is not None else {}
         skipped = stems.skipped()
         gone = set(skipped)
+        listing = part_listing(part_dir, merger.is_special if merger is not None else bool)
+        if merger is not None:
+            # Per-item files go into the export now, by every worker at once; a retried shard
+            # writes the same bytes, so what an earlier attempt moved is simply kept.
+            merger.move_items(part_dir, journal.staging)
         record = {
             'index': shard.index,
             'shard': shard.to_json(),
@@ -378,7 +383,7 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
             'state': state,
             'skipped': skipped,
             'stems': stems_digest([e for e in payload.stems if e[0] not in gone]),
-            **part_listing(part_dir, merger.is_special if merger is not None else bool),
+            **listing,
         }
         journal.record_done(shard.index, record)
         return record
