@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
 
-FORMATS = ('dm', 'coco', 'yolo', 'voc', 'csv')
+FORMATS = ('dm', 'coco', 'yolo', 'voc', 'csv', 'cvat', 'labelme', 'parquet')
 BASELINE = 'naive-coco'
 DEFAULT_SIZES = (2_000, 20_000)
 QUICK_SIZES = (1_000, 5_000)
@@ -216,6 +216,8 @@ def child(args: argparse.Namespace) -> None:
 
     for name in ('dm', 'coco' if args.format == BASELINE else args.format):
         get_writer(name)
+    if args.format == 'parquet':
+        import pyarrow.parquet  # noqa: F401 - the writer imports it when it starts
     base = _maxrss_mib()
     started = time.perf_counter()
     if args.format == BASELINE:

@@ -6,6 +6,8 @@ one class. Foreign errors (httpx, sqlite3, OSError, pydantic) are translated at 
 
     SynapseError
     ├── ParamsError            bad action params or CLI input; ``.errors`` lists every bad field
+    │   └── ConfigError        bad environment/config (SYNAPSE_HOST ...); ``.variable`` names it
+    │       └── CredentialsError   401/403: the token was refused (also an AuthError)
     ├── PluginError            bad config.yaml, entrypoint that does not import, unknown action
     ├── StepError              a workflow step failed; ``.step`` names it, cause is the original
     │   └── RollbackError      a step's rollback raised (recorded, never hides the StepError)
@@ -26,6 +28,8 @@ from typing import Any
 __all__ = [
     'AuthError',
     'BackendError',
+    'ConfigError',
+    'CredentialsError',
     'ExportError',
     'FilterError',
     'ItemExportError',
@@ -121,3 +125,33 @@ class ItemExportError(ExportError):
         self.item_id = item_id
         self.file = file
         super().__init__(message)
+
+
+class ConfigError(ParamsError):
+    """The environment or configuration is wrong (an unreachable or malformed ``SYNAPSE_HOST``,
+    a refused ``SYNAPSE_ACCESS_TOKEN`` ...). ``variable`` names the setting to fix; the CLI
+    exits 2 as for any bad input."""
+
+    def __init__(
+        self, message: str, variable: str | None = None, errors: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        self.variable = variable
+        super().__init__(message, errors)
+
+
+class CredentialsError(AuthError, ConfigError):
+    """The backend refused the access token (HTTP 401/403): an :class:`AuthError` that is also
+    a :class:`ConfigError` naming ``SYNAPSE_ACCESS_TOKEN``. The token is never in the text."""
+
+    def __init__(
+        self,
+        message: str,
+        status_code: int | None = None,
+        url: str | None = None,
+        variable: str | None = 'SYNAPSE_ACCESS_TOKEN',
+    ) -> None:
+        self.status_code = status_code
+        self.url = url
+        self.variable = variable
+        self.errors = []
+        Exception.__init__(self, message)

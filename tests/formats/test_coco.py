@@ -26,9 +26,12 @@ from synapse_sdk.formats.coco.writer import CocoWriter
 from synapse_sdk.formats.geometry import mask_to_rle
 
 from .contract import WriterContract
-from .helpers import class_map, export, make_items
+from .helpers import class_map, configuration, export, make_items
 
-HOLED = mask_to_rle(np.pad(np.ones((6, 6), bool), 2) & ~np.pad(np.ones((2, 2), bool), 4))
+_holed = np.zeros((100, 100), bool)
+_holed[2:8, 2:8] = True
+_holed[4:6, 4:6] = False
+HOLED = mask_to_rle(_holed)
 
 
 class TestCocoContract(WriterContract):
@@ -60,6 +63,8 @@ def _self_eval(gt: COCO, iou_type: str, cat_ids: list[int] | None = None) -> flo
         ev = COCOeval(gt, dt, iou_type)
         if cat_ids:
             ev.params.catIds = cat_ids
+        if iou_type == 'keypoints':
+            ev.params.kpt_oks_sigmas = np.full(5, 0.05)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -69,11 +74,29 @@ def _self_eval(gt: COCO, iou_type: str, cat_ids: list[int] | None = None) -> flo
 def test_pycocotools_loads_and_self_eval_is_perfect(tmp_path: Path) -> None:
     report, _ = export('coco', tmp_path, make_items())
     gt = _load(tmp_path / 'annotations' / 'instances_train.json')
-    assert len(gt.getImgIds()) == 4
-    assert len(gt.getAnnIds()) == report.annotations_exported == 9
+    kp = _load(tmp_path / 'annotations' / 'person_keypoints_train.json')
+    assert len(gt.getImgIds()) == len(kp.getImgIds()) == 4
+    assert len(gt.getAnnIds()) + len(kp.getAnnIds()) == report.annotations_exported == 9
+    assert len(kp.getAnnIds()) == 1
     assert _self_eval(gt, 'bbox') == pytest.approx(1.0)
-    segm_cats = gt.getCatIds(catNms=['road', 'sky'])
-    assert _self_eval(gt, 'segm', segm_cats) == pytest.approx(1.0)
+    assert _self_eval(gt, 'segm') == pytest.approx(1.0)
+    assert _self_eval(kp, 'keypoints') == pytest.approx(1.0)
+
+
+def test_every_annotation_has_a_segmentation_annToMask_accepts(tmp_path: Path) -> None:
+    export('coco', tmp_path, make_items())
+    for name in ('instances_train.json', 'person_keypoints_train.json'):
+        gt = _load(tmp_path / 'annotations' / name)
+        for ann in gt.loadAnns(gt.getAnnIds()):
+            assert ann['segmentation'], ann
+            mask = gt.annToMask(ann)
+            img = gt.loadImgs(ann['image_id'])[0]
+            assert mask.shape == (img['height'], img['width'])
+            if ann['category_id'] in gt.getCatIds(catNms=['car', 'person']) and not ann.get(
+                'attributes', {}
+            ).get('occluded'):
+                w, h = ann['bbox'][2:]
+                assert mask.sum() == pytest.approx(w * h, rel=0.35)
 
 
 def test_every_split_file_loads_with_the_same_categories(tmp_path: Path) -> None:
@@ -83,24 +106,30 @@ def test_every_split_file_loads_with_the_same_categories(tmp_path: Path) -> None
         'instances_test.json',
         'instances_train.json',
         'instances_validation.json',
+        'person_keypoints_train.json',  # only train has keypoint annotations
     ]
     cats = None
     ann_ids: list[int] = []
     for f in files:
         gt = _load(f)
-        here = gt.loadCats(gt.getCatIds())
+        # the same ids and names everywhere; person_keypoints files give every category its
+        # (maybe empty) keypoints and skeleton, as Datumaro requires there
+        here = [
+            (c['id'], c['name'], c.get('keypoints') or None) for c in gt.loadCats(gt.getCatIds())
+        ]
         assert cats is None or here == cats
         cats = here
         ann_ids += gt.getAnnIds()
-    assert len(ann_ids) == len(set(ann_ids))
-    assert [c['id'] for c in cats or []] == [1, 2, 3, 4, 5, 6]
+    assert sorted(ann_ids) == list(range(1, 10))
+    assert [c[0] for c in cats or []] == [1, 2, 3, 4, 5, 6]
 
 
-def test_empty_split_file_is_valid(tmp_path: Path) -> None:
-    export('coco', tmp_path, make_items()[:1], {'split': 'train=0.999999,val=0.000001'})
-    data = orjson.loads((tmp_path / 'annotations' / 'instances_val.json').read_bytes())
-    assert data['images'] == [] and data['annotations'] == []
-    _load(tmp_path / 'annotations' / 'instances_val.json')
+def test_no_file_for_an_empty_split(tmp_path: Path) -> None:
+    export('coco', tmp_path, make_items()[1:2], {'split': 'train=0.999999,val=0.000001'})
+    assert sorted(p.name for p in (tmp_path / 'annotations').iterdir()) == [
+        'instances_train.json'  # no keypoint annotation: no person_keypoints file either
+    ]
+    assert sorted(p.name for p in (tmp_path / 'images').iterdir()) == ['train']
 
 
 def test_images_keep_record_ids_and_unique_names(tmp_path: Path) -> None:
@@ -115,7 +144,7 @@ def test_images_keep_record_ids_and_unique_names(tmp_path: Path) -> None:
     for image in data['images']:
         assert (tmp_path / 'images' / 'train' / image['file_name']).is_file()
     assert data['images'][0]['attributes'] == {'weather': 'sunny'}
-    assert [a['id'] for a in data['annotations']] == list(range(1, 10))
+    assert [a['id'] for a in data['annotations']] == [1, 2, 3, 5, 6, 7, 8, 9]  # 4: keypoints
 
 
 BOX = {'id': 'x', 'category': 'car', 'tool': 'bounding_box', 'attributes': {}}
@@ -133,8 +162,10 @@ PITFALLS: list[tuple[str, dict[str, Any], dict[str, Any], str | None]] = [
     ('crowd flag kept when the source says so',
      {**BOX, 'tool': 'segmentation', 'mask': HOLED, 'iscrowd': True}, {'iscrowd': 1}, None),
     ('rotated box becomes its enclosing box, corners kept as polygon',
-     {**BOX, 'bbox': [0, 0, 10, 10], 'rotation': math.pi / 4},
-     {'area': 100.0}, 'rotated box -> enclosing box (coco)'),
+     {**BOX, 'bbox': [20, 20, 10, 10], 'rotation': math.pi / 4},
+     {'area': pytest.approx(100.0)}, 'rotated box -> enclosing box (coco)'),
+    ('a box has its four corners as segmentation', {**BOX, 'bbox': [1, 2, 3, 4]},
+     {'segmentation': [[1.0, 2.0, 4.0, 2.0, 4.0, 6.0, 1.0, 6.0]]}, None),
     ('keypoints are triplets with num_keypoints, unlabelled as 0 0 0',
      {**BOX, 'tool': 'keypoint', 'bbox': [0, 0, 5, 5],
       'keypoints': [[1, 2, 2], [3, 4, 1], [9, 9, 0]]},
@@ -152,29 +183,49 @@ def test_pitfalls(
 ) -> None:
     log = ItemLog()
     out = annotation_to_coco(
-        ann, category_id=1, image_size=(10, 10), keypoint_names=['a', 'b', 'c'], log=log
+        ann, category_id=1, image_size=(100, 100), keypoint_names=['a', 'b', 'c'], log=log
     )
     assert out | expected == out
+    assert out['segmentation']
     assert 'iscrowd' in out
     events = [e for e in log._events if e[0] == 'convert']
     assert [e[1] for e in events] == ([converted] if converted else [])
 
 
 def test_rotated_box_enclosing_geometry() -> None:
-    ann = {**BOX, 'bbox': [0, 0, 10, 10], 'rotation': math.pi / 4}
-    out = annotation_to_coco(ann, category_id=1, image_size=(20, 20))
+    ann = {**BOX, 'bbox': [20, 20, 10, 10], 'rotation': math.pi / 4}
+    out = annotation_to_coco(ann, category_id=1, image_size=(100, 100))
     half = 5 * math.sqrt(2)
-    assert out['bbox'] == pytest.approx([5 - half, 5 - half, 2 * half, 2 * half])
+    assert out['bbox'] == pytest.approx([25 - half, 25 - half, 2 * half, 2 * half])
     assert len(out['segmentation'][0]) == 8
 
 
 UNSUPPORTED = [
     ({**BOX, 'tool': 'polyline', 'points': [[0, 0], [1, 1]]}, 'polyline cannot be expressed'),
-    ({**BOX, 'tool': 'classification'}, 'classification cannot be expressed'),
+    ({**BOX, 'tool': 'classification'}, 'image-level label: coco has only objects'),
+    ({**BOX}, 'image-level label: coco has only objects'),
+    ({**BOX, 'bbox': [float('nan'), 0, 1, 1]}, 'bbox is not 4 finite numbers'),
+    ({**BOX, 'bbox': '[0, 0, 1, 1]'}, 'bbox is not 4 finite numbers'),
+    ({**BOX, 'bbox': [0, 0, 1e308, 1]}, 'bbox is not 4 finite numbers'),
+    ({**BOX, 'bbox': [20, 20, 5, 5]}, 'box outside the image'),
+    (
+        {**BOX, 'tool': 'segmentation', 'mask': {'size': [10, 10], 'counts': [50, 60]}},
+        'runs do not cover',
+    ),
+    (
+        {
+            **BOX,
+            'tool': 'keypoint',
+            'bbox': [0, 0, 2, 2],
+            'area': float('inf'),
+            'keypoints': [[1, 1, 2], [1, 1, 2]],
+        },
+        'area is not a finite number',
+    ),
     ({**BOX, 'bbox': [0, 0, 0, 5]}, 'zero or negative size'),
     ({**BOX, 'tool': 'polygon', 'points': [[0, 0], [1, 1]]}, 'fewer than 3 points'),
     ({**BOX, 'tool': 'segmentation', 'mask': {'size': [5, 5], 'counts': [25]}}, 'differs'),
-    ({**BOX, 'tool': 'keypoint', 'keypoints': [[1, 1, 2]]}, '1 keypoints'),
+    ({**BOX, 'tool': 'keypoint', 'keypoints': [[1, 1, 2]]}, 'keypoint count differs'),
     ({**BOX, 'tool': 'cuboid'}, 'unknown tool'),
 ]
 
@@ -249,20 +300,24 @@ def test_reader_round_trip(tmp_path: Path) -> None:
     a = orjson.loads((tmp_path / 'a' / 'annotations' / 'instances_train.json').read_bytes())
     b = orjson.loads((tmp_path / 'b' / 'annotations' / 'instances_train.json').read_bytes())
     assert a['categories'] == b['categories'] and a['images'] == b['images']
-    # the rotated box comes back as its corner polygon, everything else is identical
+    # the rotated box comes back as its corner polygon, everything else is identical (ids
+    # differ: the keypoint annotation, id 4, is in person_keypoints_train.json)
+    assert [x['id'] for x in a['annotations']] == [1, 2, 3, 5, 6, 7, 8, 9]
     for x, y in zip(a['annotations'], b['annotations'], strict=True):
         if x['id'] != 2:
-            assert x == y
+            assert {**x, 'id': 0} == {**y, 'id': 0}
 
 
 @given(
-    x=st.floats(-1e4, 1e4),
-    y=st.floats(-1e4, 1e4),
+    x=st.floats(0, 1e4),
+    y=st.floats(0, 1e4),
     w=st.floats(1e-3, 1e4),
     h=st.floats(1e-3, 1e4),
 )
-def test_box_conversion_is_exact(x: float, y: float, w: float, h: float) -> None:
-    out = annotation_to_coco({**BOX, 'bbox': [x, y, w, h]}, category_id=3, image_size=(1, 1))
+def test_box_conversion_is_exact_inside_the_image(x: float, y: float, w: float, h: float) -> None:
+    out = annotation_to_coco(
+        {**BOX, 'bbox': [x, y, w, h]}, category_id=3, image_size=(30_000, 30_000)
+    )
     assert out['bbox'] == [x, y, w, h] and out['area'] == w * h and out['category_id'] == 3
 
 
@@ -273,3 +328,49 @@ def test_masks_agree_with_pycocotools(tmp_path: Path) -> None:
         rle = ann['segmentation']
         assert mask_utils.area(rle) == ann['area']
         assert list(mask_utils.toBbox(rle)) == ann['bbox']
+
+
+def test_source_ids_are_kept(tmp_path: Path) -> None:
+    """CONTRACTS #1: a dataset imported from COCO keeps its image and category ids."""
+    conf = configuration()
+    for n, cls in enumerate(conf['classes']):
+        cls['source_id'] = 10 * (n + 1)
+    items = make_items()
+    for item, source_id in zip(items, [501, 502, 1, None], strict=True):
+        item.source['data_unit'] = {'source_id': source_id} if source_id else {}
+    export('coco', tmp_path, items, cmap=class_map(conf))
+    data = orjson.loads((tmp_path / 'annotations' / 'instances_train.json').read_bytes())
+    assert [c['id'] for c in data['categories']] == [10, 20, 30, 40, 50, 60]
+    # the last item has no source id and its record id (4) is free: it keeps that
+    assert [i['id'] for i in data['images']] == [501, 502, 1, 4]
+    car = next(a for a in data['annotations'] if a['bbox'] == [12.5, 10.0, 20.0, 12.0])
+    assert (car['category_id'], car['image_id']) == (10, 501)
+
+
+def test_ids_never_collide_when_sources_mix(tmp_path: Path) -> None:
+    items = make_items()
+    for item, source_id in zip(items, [2, None, 3, 1], strict=True):
+        item.source['data_unit'] = {'source_id': source_id}
+    conf = configuration()
+    conf['classes'][0]['source_id'] = 7  # not every class has one: sequential category ids
+    export('coco', tmp_path, items, cmap=class_map(conf))
+    data = orjson.loads((tmp_path / 'annotations' / 'instances_train.json').read_bytes())
+    # item 2 has no source id and its record id (2) is taken by item 1's source id
+    assert [i['id'] for i in data['images']] == [2, 3, 4, 1]
+    assert [c['id'] for c in data['categories']] == [1, 2, 3, 4, 5, 6]
+
+
+def test_coordinates_outside_the_image_are_clamped_and_counted(tmp_path: Path) -> None:
+    ann = {**BOX, 'tool': 'polygon', 'points': [[-5, 1], [8, 1], [8, 30]]}
+    log = ItemLog()
+    out = annotation_to_coco(ann, category_id=1, image_size=(10, 20), log=log)
+    assert out['segmentation'] == [[0.0, 1.0, 8.0, 1.0, 8.0, 20.0]]
+    assert out['bbox'] == [0.0, 1.0, 8.0, 19.0]
+    assert [e[0] for e in log._events] == ['clamp']
+    report, _ = export('coco', tmp_path, make_items())
+    assert report.clamped == 1  # the person box at x=-4
+    data = orjson.loads((tmp_path / 'annotations' / 'instances_train.json').read_bytes())
+    for a in data['annotations']:
+        image = next(i for i in data['images'] if i['id'] == a['image_id'])
+        x, y, w, h = a['bbox']
+        assert x >= 0 and y >= 0 and x + w <= image['width'] and y + h <= image['height']

@@ -71,3 +71,46 @@ def test_round_trip(tmp_path: Path) -> None:
         )
         assert g == e
     assert images[0].classifications == {'weather': 'sunny'}
+
+
+def test_image_size_columns(tmp_path: Path) -> None:
+    items = make_items()
+    items[1].width, items[1].height = 640.0, 480.0  # a whole-number float size
+    items[2].width = items[2].height = None  # unknown: empty cells
+    export('csv', tmp_path, items, images=False)
+    rows = _rows(tmp_path)
+    sizes = {r['item_id']: (r['image_width'], r['image_height']) for r in rows}
+    assert sizes == {'1': ('64', '48'), '2': ('640', '480'), '3': ('', ''), '4': ('50', '40')}
+
+
+def test_project_json_keeps_the_schema(tmp_path: Path) -> None:
+    from synapse_sdk.formats.classmap import ClassMap
+    from synapse_sdk.formats.csv.writer import CsvWriter
+    from synapse_sdk.formats.report import ExportReport
+
+    conf = fixture()['configuration']
+    conf['classes'].append({'name': 'unused', 'tool': 'polygon', 'attributes': []})
+    project = {'id': 9, 'title': 'Streets', 'configuration': conf}
+    writer = CsvWriter(tmp_path, ClassMap.from_configuration(conf), {}, ExportReport(), project)
+    writer.start()
+    writer.finish()
+    saved = orjson.loads((tmp_path / 'project.json').read_bytes())
+    assert saved == {'title': 'Streets', 'configuration': conf}
+
+
+def test_bad_numbers_are_skipped_not_written(tmp_path: Path) -> None:
+    items = make_items()
+    anns = items[0].annotations
+    anns[0]['bbox'] = [float('nan'), 1, 2, 2]
+    anns[1]['area'] = 1e309
+    anns[2]['points'] = [[0, 'x'], [1, 1], [2, 0]]
+    anns[3]['keypoints'] = [[1, 1, 7]]
+    anns[4]['mask'] = {'size': [48, 64], 'counts': [1, 2]}
+    report, _ = export('csv', tmp_path, items)
+    text = (tmp_path / 'annotations.csv').read_text('utf-8')
+    assert 'nan' not in text.lower() and 'inf' not in text.lower() and 'null' not in text
+    assert sum(report.skipped.values()) == 5 + 1  # + the unknown class
+    assert report.skipped['bbox is not 4 finite numbers'] == 1
+    assert report.skipped['area is not a finite number'] == 1
+    assert report.skipped['keypoint visibility is not 0, 1 or 2'] == 1
+    assert report.skipped['mask counts are invalid (runs do not cover the mask)'] == 1

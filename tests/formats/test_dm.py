@@ -121,10 +121,33 @@ def test_reader_reads_both_versions(tmp_path: Path, version: int) -> None:
     assert first.annotations == fixture()['records'][0]['data']['annotations']
     assert (first.width, first.height) == (64, 48)
     names = [c['name'] for c in dataset.configuration['classes']]
-    assert names == sorted(names) and 'bicycle' not in names
+    if (tmp_path / 'project.json').is_file():  # the project's schema, verbatim (CONTRACTS #2)
+        assert dataset.configuration == fixture()['configuration']
+    else:  # without it, the classes the files use, sorted
+        assert names == sorted(names) and 'bicycle' not in names
 
 
 @pytest.mark.parametrize('bad', [3, '1', True])
 def test_bad_dm_version(bad: Any) -> None:
     with pytest.raises(ParamsError, match='dm_version'):
         DmWriter.validate_options({'dm_version': bad})
+
+
+def test_project_json_and_bad_numbers(tmp_path: Path) -> None:
+    from synapse_sdk.formats.classmap import ClassMap
+    from synapse_sdk.formats.report import ExportReport
+
+    conf = fixture()['configuration']
+    project = {'title': 'Streets', 'configuration': conf}
+    items = make_items()
+    items[0].annotations[0]['bbox'] = ['1', 2, 3, 4]
+    report = ExportReport()
+    writer = DmWriter(tmp_path, ClassMap.from_configuration(conf), {}, report, project)
+    writer.start()
+    for item in items:
+        writer.write_item(item)
+    writer.finish()
+    assert orjson.loads((tmp_path / 'project.json').read_bytes()) == project
+    doc = orjson.loads((tmp_path / 'json' / 'crossing 0007.json').read_bytes())
+    assert [a['id'] for a in doc['annotations']] == ['a2', 'a3', 'a4', 'a5']
+    assert report.skipped['bbox is not 4 finite numbers'] == 1

@@ -121,3 +121,67 @@ def test_same_stems_as_the_set_of_names(file_names: list[str]) -> None:
     alloc, reference = StemAllocator(), ReferenceAllocator()
     for name in file_names:
         assert alloc.allocate(name) == reference.allocate(name)
+
+
+WINDOWS_RESERVED = ['CON', 'prn.jpg', 'Aux.png', 'NUL', 'com1.jpg', 'LPT9', 'COM¹.jpg']
+
+
+@pytest.mark.parametrize('name', WINDOWS_RESERVED)
+def test_windows_device_names_are_made_safe(name: str) -> None:
+    import pathvalidate
+
+    got = safe_basename(name)
+    assert got != name and pathvalidate.is_valid_filename(got, platform='windows')
+
+
+@pytest.mark.parametrize(
+    ('name', 'expected'),
+    [('photo.', 'photo'), ('photo. . ', 'photo'), ('a.jpg.', 'a.jpg'), ('...', 'item')],
+)
+def test_trailing_dots_and_spaces(name: str, expected: str) -> None:
+    assert safe_basename(name) == expected
+
+
+def test_long_cjk_names_are_cut_in_bytes_and_keep_the_item(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    name = '東京駅の写真' * 60 + '.jpg'  # 360 characters, 1084 bytes
+    got = safe_basename(name)
+    assert got.endswith('.jpg') and got.startswith('東京駅')
+    assert len(got.encode()) <= names.STEM_BYTES + 4
+    stem, ext, _ = StemAllocator().allocate(name)
+    for derived in (f'{stem}{ext}', f'.{stem}.json.part', f'{stem}_99999.txt'):
+        (tmp_path / derived).write_bytes(b'x')  # the filesystem takes every derived name
+
+
+hostile = st.text(
+    alphabet=st.one_of(
+        st.characters(codec='utf-8'),
+        st.sampled_from(list('/\\:*?"<>|. \x00\x1f\x7f東京€𝄞')),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile)
+def test_hostile_names_become_valid_names_everywhere(name: str) -> None:
+    import pathvalidate
+
+    got = safe_basename(name, fallback='17')
+    assert got and got not in ('.', '..')
+    assert '/' not in got and '\\' not in got and '\x00' not in got
+    data = got.encode('utf-8')  # no lone surrogates left
+    assert len(data) <= names.MAX_NAME_BYTES - 40  # room for suffixes and derived names
+    assert pathvalidate.is_valid_filename(got, platform='universal'), got
+    assert safe_basename(got) == got  # stable: a safe name stays as it is
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab.東 ')), max_size=16))  # basenames: no '/'
+def test_split_ext_follows_pathlib(name: str) -> None:
+    from pathlib import PurePosixPath
+
+    suffix = PurePosixPath(name).suffix if name else ''
+    suffix = suffix if len(suffix) <= 10 else ''
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    assert split_ext(name) == (stem or 'item', suffix)

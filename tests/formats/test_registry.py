@@ -10,7 +10,7 @@ from synapse_sdk.formats.base import FormatWriter
 
 
 def test_builtin_names() -> None:
-    assert sorted(WRITERS) == ['coco', 'csv', 'dm', 'voc', 'yolo']
+    assert sorted(WRITERS) == ['coco', 'csv', 'cvat', 'dm', 'labelme', 'parquet', 'voc', 'yolo']
     for name in WRITERS:
         cls = get_writer(name)
         assert issubclass(cls, FormatWriter) and cls.name == name
@@ -18,7 +18,7 @@ def test_builtin_names() -> None:
 
 
 def test_unknown_format_names_the_known_ones() -> None:
-    with pytest.raises(ParamsError, match='coco, csv, dm, voc, yolo'):
+    with pytest.raises(ParamsError, match='coco, csv, cvat, dm, labelme, parquet, voc, yolo'):
         get_writer('tfrecord')
 
 

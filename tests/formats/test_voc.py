@@ -26,31 +26,59 @@ class TestVocContract(WriterContract):
     fmt = 'voc'
 
 
-# (document box, devkit xmin ymin xmax ymax)
+# (document box, zero-based xmin ymin xmax ymax): Datumaro/CVAT/Ultralytics/MMDetection
+ZERO_BASED = [
+    ([0, 0, 10, 10], ('0', '0', '10', '10')),
+    ([5, 7, 1, 1], ('5', '7', '6', '8')),  # a single pixel stays one pixel wide
+    ([12.5, 10.0, 20.0, 12.0], ('12.5', '10', '32.5', '22')),  # exact, no rounding
+]
+
+# (document box, devkit xmin ymin xmax ymax): 1-based inclusive pixels the box touches
 DEVKIT = [
     ([0, 0, 10, 10], ('1', '1', '10', '10')),  # pixels 1..10 inclusive
     ([5, 7, 1, 1], ('6', '8', '6', '8')),  # a single pixel
-    ([12.5, 10.0, 20.0, 12.0], ('13', '11', '32', '22')),  # half pixels round to even
-    ([0.4, 0.6, 0.2, 0.2], ('1', '2', '1', '2')),  # sub-pixel box keeps one pixel
+    ([12.5, 10.0, 20.0, 12.0], ('13', '11', '33', '22')),  # every pixel touched
+    ([0.4, 0.6, 0.2, 0.2], ('1', '1', '1', '1')),  # sub-pixel box keeps one pixel
 ]
+
+
+def _corners(v: dict[str, str]) -> tuple[str, ...]:
+    return (v['xmin'], v['ymin'], v['xmax'], v['ymax'])
+
+
+@pytest.mark.parametrize(('box', 'expected'), ZERO_BASED)
+def test_zero_based_convention(box: list[float], expected: tuple[str, ...]) -> None:
+    assert _corners(box_to_voc(box)) == expected
+    back = voc_to_box(*(float(v) for v in expected))
+    assert back == [float(v) for v in box]
 
 
 @pytest.mark.parametrize(('box', 'expected'), DEVKIT)
 def test_devkit_convention(box: list[float], expected: tuple[str, ...]) -> None:
-    got = box_to_voc(box)
-    assert (got['xmin'], got['ymin'], got['xmax'], got['ymax']) == expected
+    assert _corners(box_to_voc(box, one_based=True)) == expected
 
 
 @given(x=st.integers(0, 500), y=st.integers(0, 500), w=st.integers(1, 500), h=st.integers(1, 500))
 def test_whole_pixel_boxes_round_trip_exactly(x: int, y: int, w: int, h: int) -> None:
+    for one_based in (False, True):
+        v = box_to_voc([x, y, w, h], one_based=one_based)
+        corners = (float(v[k]) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+        assert voc_to_box(*corners, one_based=one_based) == [x, y, w, h]
+
+
+@given(x=st.floats(0, 500), y=st.floats(0, 500), w=st.floats(0.01, 500), h=st.floats(0.01, 500))
+def test_float_boxes_round_trip_exactly_by_default(x: float, y: float, w: float, h: float) -> None:
     v = box_to_voc([x, y, w, h])
-    assert voc_to_box(*(float(v[k]) for k in ('xmin', 'ymin', 'xmax', 'ymax'))) == [x, y, w, h]
+    back = voc_to_box(*(float(v[k]) for k in ('xmin', 'ymin', 'xmax', 'ymax')))
+    assert back[:2] == [x, y]
+    assert back[2] == pytest.approx(w, abs=1e-9) and back[3] == pytest.approx(h, abs=1e-9)
 
 
 def test_precision_option_writes_decimals() -> None:
     assert box_to_voc([12.5, 10.0, 20.0, 12.0], precision=2) == {
-        'xmin': '13.50', 'ymin': '11.00', 'xmax': '32.50', 'ymax': '22.00'
+        'xmin': '12.50', 'ymin': '10.00', 'xmax': '32.50', 'ymax': '22.00'
     }  # fmt: skip
+    assert _corners(box_to_voc([0.4, 0.6, 0.2, 0.2], precision=0)) == ('0', '1', '1', '2')
 
 
 def test_layout(tmp_path: Path) -> None:
@@ -58,10 +86,15 @@ def test_layout(tmp_path: Path) -> None:
     assert (tmp_path / 'labels.txt').read_text('utf-8').split() == [
         'car', 'person', 'road', 'person_pose', 'sky', 'lane'
     ]  # fmt: skip
+    assert (tmp_path / 'labelmap.txt').read_text('utf-8') == (
+        '# label:color_rgb:parts:actions\ncar:::\nperson:::\nroad:::\nperson_pose:::\n'
+        'sky:::\nlane:::\n'
+    )
     sets = tmp_path / 'ImageSets' / 'Main'
     assert (sets / 'train.txt').read_text('utf-8') == 'crossing 0007\n東京 駅\n'
     assert (sets / 'validation.txt').read_text('utf-8') == 'crossing 0007_1\n'
     assert (sets / 'test.txt').read_text('utf-8') == 'CROSSING 0007_2\n'
+    assert (sets / 'trainval.txt').read_text('utf-8') == 'crossing 0007\ncrossing 0007_1\n東京 駅\n'
     assert (tmp_path / 'JPEGImages' / '東京 駅.png').is_file()
     empty = ET.parse(tmp_path / 'Annotations' / 'crossing 0007_1.xml').getroot()
     assert empty.findtext('filename') == 'crossing 0007_1.jpg'
@@ -76,33 +109,45 @@ def test_objects(tmp_path: Path) -> None:
     assert [o.findtext('name') for o in objs] == ['person', 'person']
     clamped = objs[0]
     assert [clamped.findtext(f'bndbox/{k}') for k in ('xmin', 'ymin', 'xmax', 'ymax')] == [
-        '1', '3', '6', '24'
+        '0', '2', '6', '24'
     ]  # fmt: skip
     assert clamped.findtext('truncated') == '1'
-    assert objs[1].findtext('attributes/attribute/value') == '"a, \\"quoted\\" note"'
+    assert objs[1].findtext('attributes/attribute/value') == 'a, "quoted" note'
     first = ET.parse(tmp_path / 'Annotations' / 'crossing 0007.xml').getroot()
-    assert first.find('object').findtext('occluded') == '0'  # type: ignore[union-attr]
+    car = first.find('object')
+    assert car is not None and car.findtext('occluded') == '0'
+    assert car.find('attributes') is None  # occluded is an element, not repeated
     d = report.to_dict()
     assert d['annotations']['clamped'] == 1
-    assert d['converted_reasons']['rotated box -> enclosing box (voc)'] == 1
-    assert d['converted_reasons']['crowd flag not expressible (voc)'] == 1
-    assert d['skipped_reasons']['polyline cannot be expressed in voc'] == 1
+    assert d['converted_reasons'] == {
+        'polygon -> box (voc)': 1,
+        'rotated box -> enclosing box (voc)': 1,
+    }
+    assert d['skipped_reasons'] == {
+        "class 'bicycle' not in the project configuration": 1,
+        'polyline cannot be expressed in voc': 1,
+        'voc has no keypoints': 1,
+        'voc has no masks (segmentation)': 2,
+    }
 
 
 def test_rotated_box_becomes_enclosing_box() -> None:
     ann = {'id': 'r', 'category': 'car', 'tool': 'bounding_box', 'bbox': [10, 10, 10, 10],
            'rotation': math.pi / 4}  # fmt: skip
     log = ItemLog()
-    obj = annotation_to_voc(ann, image_size=(100, 100), log=log)
+    obj = annotation_to_voc(ann, image_size=(100, 100), log=log, one_based=True)
     half = 5 * math.sqrt(2)
-    assert obj['bndbox']['xmin'] == str(round(15 - half) + 1)
-    assert obj['bndbox']['xmax'] == str(round(15 + half))
+    assert obj['bndbox']['xmin'] == str(math.floor(15 - half) + 1)
+    assert obj['bndbox']['xmax'] == str(math.ceil(15 + half))
     assert [e[1] for e in log._events] == ['rotated box -> enclosing box (voc)']
 
 
-def test_keypoints_without_box_or_labelled_point_are_unsupported() -> None:
-    ann = {'id': 'k', 'category': 'car', 'tool': 'keypoint', 'keypoints': [[1, 2, 0]]}
-    with pytest.raises(Unsupported, match='no box and no labelled point'):
+def test_keypoints_and_masks_are_unsupported() -> None:
+    ann = {'id': 'k', 'category': 'car', 'tool': 'keypoint', 'keypoints': [[1, 2, 2]]}
+    with pytest.raises(Unsupported, match='voc has no keypoints'):
+        annotation_to_voc(ann, image_size=(100, 100))
+    ann = {'id': 'm', 'category': 'car', 'tool': 'segmentation', 'mask': {}}
+    with pytest.raises(Unsupported, match='voc has no masks'):
         annotation_to_voc(ann, image_size=(100, 100))
 
 
@@ -115,8 +160,8 @@ def _items_from(dataset: Any) -> list[FormatItem]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize('precision', [0, 2])
-def test_round_trip_write_read_write_is_identity(tmp_path: Path, precision: int) -> None:
+@pytest.mark.parametrize('precision', [None, 0, 2])
+def test_round_trip_write_read_write_is_identity(tmp_path: Path, precision: int | None) -> None:
     options = {'split': 'category', 'precision': precision}
     export('voc', tmp_path / 'a', make_items(split='category'), options)
     dataset = read_dataset(tmp_path / 'a')
@@ -141,12 +186,82 @@ def test_reader_accepts_a_vocdevkit_dir_and_foreign_files(tmp_path: Path) -> Non
     dataset = read_dataset(tmp_path / 'VOCdevkit')
     (image,) = list(dataset.images)
     (ann,) = image.annotations
-    assert ann['bbox'] == [0.0, 10.0, 100.0, 100.0]
+    assert ann['bbox'] == [1.0, 11.0, 99.0, 99.0]  # Datumaro's default: zero-based
     assert ann['attributes'] == {'difficult': False, 'truncated': True, 'pose': 'Left'}
     assert dataset.configuration['classes'][0]['name'] == 'dog'
     assert (image.width, image.height) == (500, 375)
 
 
-def test_bad_precision() -> None:
-    with pytest.raises(ParamsError, match='precision'):
-        VocWriter.validate_options({'precision': 9})
+@pytest.mark.parametrize(
+    ('bad', 'key'), [({'precision': 9}, 'precision'), ({'coordinates': 'devkit'}, 'coordinates')]
+)
+def test_bad_options(bad: dict[str, Any], key: str) -> None:
+    with pytest.raises(ParamsError, match=key):
+        VocWriter.validate_options(bad)
+
+
+HOSTILE_NAMES = ['car', 'two\nlines', 'a:b', ' padded ', '#hash', '100%', 'x%41y', 'cr\rlf', 'é']
+
+
+def test_class_names_with_line_breaks_survive_the_class_list(tmp_path: Path) -> None:
+    from synapse_sdk.formats.voc.convert import parse_labelmap
+
+    cmap = ClassMap.from_configuration({'classes': HOSTILE_NAMES})
+    items = [
+        FormatItem(id=i, stem=f's{i}', ext='.jpg', split='train', width=20, height=20,
+                   annotations=[{'id': 'a', 'category': name, 'tool': 'bounding_box',
+                                 'bbox': [1, 1, 5, 5]}])
+        for i, name in enumerate(HOSTILE_NAMES)
+    ]  # fmt: skip
+    report, _ = export('voc', tmp_path, items, cmap=cmap, images=False)
+    assert report.annotations_exported == len(HOSTILE_NAMES)
+    text = (tmp_path / 'labelmap.txt').read_text('utf-8')
+    assert parse_labelmap(text) == HOSTILE_NAMES
+    assert 'car:::\n' in text and '100%:::\n' in text and 'é:::\n' in text  # unchanged
+    lines = (tmp_path / 'labels.txt').read_text('utf-8').splitlines()
+    assert len(lines) == len(HOSTILE_NAMES)
+    for i, name in enumerate(HOSTILE_NAMES):
+        root = ET.parse(tmp_path / 'Annotations' / f's{i}.xml').getroot()
+        assert root.findtext('object/name') == name  # \r survives as a character reference
+
+
+@pytest.mark.parametrize('bad', ['\x00', '\x01x', 'a\x0bb', '\x1f', '\ufffe', 'ok\x7f'])
+def test_control_characters_never_make_invalid_xml(tmp_path: Path, bad: str) -> None:
+    ann = {'id': 'a', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 5, 5],
+           'attributes': {bad: bad, 'pose': bad}}  # fmt: skip
+    cmap = ClassMap.from_configuration({'classes': ['car']})
+    item = FormatItem(id=1, stem='s', ext='.jpg', split='train', width=20, height=20,
+                      annotations=[ann])  # fmt: skip
+    report, _ = export('voc', tmp_path, [item], cmap=cmap, images=False)
+    root = ET.parse(tmp_path / 'Annotations' / 's.xml').getroot()  # parses: valid XML
+    assert root.findtext('object/name') == 'car'
+    if bad != 'ok\x7f':  # DEL is valid XML
+        assert report.converted.get('characters XML cannot hold replaced (voc)')
+
+
+def test_flags_are_elements_and_attributes_are_text(tmp_path: Path) -> None:
+    attrs = {'difficult': True, 'truncated': False, 'occluded': True, 'pose': 'Left',
+             'parked': False, 'count': 3, 'ratio': 0.5, 'color': 'red', 'tags': ['a', 'b'],
+             'nothing': None}  # fmt: skip
+    ann = {'id': 'a', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 5, 5],
+           'attributes': attrs}  # fmt: skip
+    item = FormatItem(id=1, stem='s', ext='.jpg', split='train', width=20, height=20,
+                      annotations=[ann])  # fmt: skip
+    export('voc', tmp_path, [item], cmap=ClassMap.from_configuration({'classes': ['car']}))
+    obj = ET.parse(tmp_path / 'Annotations' / 's.xml').getroot().find('object')
+    assert obj is not None
+    flags = [obj.findtext(k) for k in ('pose', 'truncated', 'occluded', 'difficult')]
+    assert flags == ['Left', '0', '1', '1']
+    written = {a.findtext('name'): a.findtext('value') for a in obj.iter('attribute')}
+    assert written == {'color': 'red', 'count': '3', 'nothing': 'null', 'parked': 'false',
+                       'ratio': '0.5', 'tags': '["a","b"]'}  # fmt: skip
+    back = read_dataset(tmp_path)
+    (image,) = list(back.images)
+    assert image.annotations[0]['attributes'] == attrs
+
+
+def test_one_based_option(tmp_path: Path) -> None:
+    export('voc', tmp_path, make_items(), {'coordinates': 'one_based'})
+    root = ET.parse(tmp_path / 'Annotations' / 'crossing 0007.xml').getroot()
+    box = [root.findtext(f'object/bndbox/{k}') for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+    assert box == ['13', '11', '33', '22']  # [12.5, 10, 20, 12]: the pixels it touches

@@ -48,7 +48,7 @@ def _labels(root: Path, split: str, stem: str) -> list[list[str]]:
 def test_layout_and_data_yaml(tmp_path: Path) -> None:
     export('yolo', tmp_path, make_items(split='category'))
     data = yaml.safe_load((tmp_path / 'data.yaml').read_text('utf-8'))
-    assert 'path' not in data
+    assert data['path'] == '.'
     assert data['train'] == 'images/train' and data['val'] == 'images/validation'
     assert data['test'] == 'images/test'
     assert data['names'] == {
@@ -88,7 +88,7 @@ def test_detect_values(tmp_path: Path) -> None:
     first = _labels(tmp_path, 'train', 'crossing 0007')
     # car [12.5, 10, 20, 12] in 64x48: centre (22.5, 16)
     assert first[0] == ['0', '0.351562', '0.333333', '0.312500', '0.250000']
-    assert [line[0] for line in first] == ['0', '0', '2', '3', '4']
+    assert [line[0] for line in first] == ['0', '0', '2', '4']  # no keypoint box
     # person [-4, 2, 10, 30] in 32x24 is clamped to [0, 2, 6, 22]
     assert _labels(tmp_path, 'train', '東京 駅')[0] == [
         '1', '0.093750', '0.541667', '0.187500', '0.916667'
@@ -96,12 +96,16 @@ def test_detect_values(tmp_path: Path) -> None:
     d = report.to_dict()
     assert d['annotations']['clamped'] == 1
     assert d['converted_reasons'] == {
-        'keypoint -> box (yolo detect)': 1,
         'polygon -> box (yolo detect)': 1,
         'rotated box -> enclosing box (yolo detect)': 1,
-        'segmentation -> box (yolo detect)': 2,
+        'segmentation -> box (yolo detect)': 1,
     }
-    assert d['skipped_reasons']['polyline cannot be expressed in yolo detect'] == 1
+    assert d['skipped_reasons'] == {
+        "class 'bicycle' not in the project configuration": 1,
+        'crowd region: yolo has no crowd regions': 1,
+        'polyline cannot be expressed in yolo detect': 1,
+        'yolo detect has no keypoints': 1,
+    }
 
 
 @pytest.mark.parametrize('precision', [1, 3, 6, 9])
@@ -114,12 +118,15 @@ def test_precision_is_fixed(tmp_path: Path, precision: int) -> None:
 def test_segment_lines(tmp_path: Path) -> None:
     report, _ = export('yolo', tmp_path, make_items(), {'task': 'segment'})
     lines = _labels(tmp_path, 'train', 'crossing 0007')
-    assert [line[0] for line in lines] == ['0', '0', '2']
+    assert [line[0] for line in lines] == ['0', '0', '2', '4']  # the sky mask is kept
     assert len(lines[2]) == 1 + 8
     assert lines[2][1:3] == ['0.000000', '0.625000']
     d = report.to_dict()
     assert d['converted_reasons']['bounding_box -> polygon (yolo segment)'] == 5
-    assert d['skipped_reasons']['segmentation cannot be expressed in yolo segment'] == 2
+    assert d['converted_reasons']['segmentation -> polygon (yolo segment)'] == 1
+    assert d['skipped_reasons']['crowd region: yolo has no crowd regions'] == 1
+    assert d['skipped_reasons']['yolo segment has no keypoints'] == 1
+    assert 'sky' in d['per_class']
 
 
 def test_pose_lines(tmp_path: Path) -> None:
@@ -157,7 +164,14 @@ def test_obb_keeps_true_corners() -> None:
 
 @pytest.mark.parametrize(
     ('bad', 'key'),
-    [({'task': 'classify'}, 'task'), ({'precision': 0}, 'precision'), ({'path': 3}, 'path')],
+    [
+        ({'task': 'clasify'}, 'task'),
+        ({'precision': 0}, 'precision'),
+        ({'path': 3}, 'path'),
+        ({'precision': '3'}, 'precision'),
+        ({'precision': True}, 'precision'),
+        ({'tsk': 'segment'}, 'tsk'),
+    ],
 )
 def test_bad_options(bad: dict[str, Any], key: str) -> None:
     with pytest.raises(ParamsError, match=key):

@@ -65,3 +65,35 @@ def test_reporting_failures_never_break_the_run():
     logger.finish()
     assert logger.failures == 2 and '503' in (logger.last_error or '')
     assert isinstance(logger, BaseLogger)
+
+
+def test_no_sender_thread_outlives_a_finished_run():
+    import threading
+    import time
+
+    class Ok:
+        def __init__(self):
+            self.patches = []
+
+        def update_job(self, job_id, data):
+            self.patches.append(data)
+
+        def create_logs(self, rows):
+            pass
+
+    before = threading.active_count()
+    clients = []
+    for job in range(20):
+        client = Ok()
+        clients.append(client)
+        logger = BackendLogger(client, job, min_interval=0.0)
+        logger.set_progress(1, 1, 'x')
+        logger.log_message('done')
+        logger.finish()
+        logger.set_result('succeeded', result={'job': job})
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
+    for job, client in enumerate(clients):
+        assert client.patches[-1] == {'status': 'succeeded', 'result': {'job': job}}

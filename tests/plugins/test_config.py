@@ -97,13 +97,13 @@ def test_entrypoint_errors_name_plugin_and_problem(tmp_path, module, action, mes
 
 def test_builtin_codes_resolve_without_a_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert builtin_codes() == ['coco', 'csv', 'dm', 'voc', 'yolo']
+    assert builtin_codes() == ['coco', 'csv', 'cvat', 'dm', 'labelme', 'parquet', 'voc', 'yolo']
     plugin = load_plugin('yolo')
     assert plugin.installed and plugin.get_action('export').__name__ == 'YoloExportAction'
 
 
 def test_missing_plugin_lists_builtins(tmp_path):
-    with pytest.raises(PluginError, match='coco, csv, dm, voc, yolo'):
+    with pytest.raises(PluginError, match='coco, csv, cvat, dm, labelme, parquet, voc, yolo'):
         load_plugin(tmp_path / 'nothing')
 
 

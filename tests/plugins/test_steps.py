@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import pytest
 
 from synapse_sdk.errors import PluginError, StepError
@@ -13,6 +18,7 @@ from synapse_sdk.plugins.steps import (
     StepRegistry,
     StepResult,
 )
+from synapse_sdk.plugins.steps.orchestrator import Interrupted
 
 
 class Step(BaseStep[BaseStepContext]):
@@ -219,3 +225,133 @@ def test_interrupt_rolls_back_then_propagates():
     with pytest.raises(KeyboardInterrupt):
         Orchestrator(registry, ctx).run()
     assert journal == ['run:a', 'rollback:b', 'rollback:a']
+
+
+# -- signals: SIGTERM and SIGHUP stop a run like Ctrl-C, and never cut a rollback short ------
+
+
+class Signalling(Step):
+    """Sends this process a real signal from inside execute() (or rollback())."""
+
+    def __init__(self, name: str, journal: list[str], signum: int, during: str) -> None:
+        super().__init__(name, journal=journal)
+        self.signum = signum
+        self.during = during
+
+    def execute(self, context):
+        self.journal.append(f'run:{self.name}')
+        if self.during == 'execute':
+            os.kill(os.getpid(), self.signum)
+            time.sleep(5)  # the signal interrupts this
+            self.journal.append('not interrupted')
+        return StepResult()
+
+    def rollback(self, context, result):
+        if self.during == 'rollback':
+            os.kill(os.getpid(), self.signum)  # a second Ctrl-C while rolling back
+            time.sleep(0.05)
+        self.journal.append(f'rollback:{self.name}')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signal_rolls_back_and_raises_interrupted(signum):
+    journal: list[str] = []
+    registry, ctx = make(
+        Step('a', journal=journal),
+        Signalling('b', journal, signum, 'execute'),
+        Step('c', journal=journal),
+    )
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    with pytest.raises(Interrupted) as info:
+        Orchestrator(registry, ctx).run()
+    assert info.value.signum == signum and info.value.exit_code == 128 + signum
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert str(info.value) == f'interrupted by {signal.Signals(signum).name}'
+    assert journal == ['run:a', 'run:b', 'rollback:b', 'rollback:a']
+    assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
+
+
+def test_signal_during_rollback_waits_for_it():
+    journal: list[str] = []
+    registry, ctx = make(
+        Signalling('a', journal, signal.SIGTERM, 'rollback'),
+        Step('b', journal=journal, fail='raise'),
+    )
+    with pytest.raises(StepError, match='b exploded'):
+        Orchestrator(registry, ctx).run()
+    assert journal == ['run:a', 'run:b', 'rollback:b', 'rollback:a']
+
+
+def test_signal_between_steps_stops_before_the_next_one():
+    journal: list[str] = []
+
+    def report(fraction: float) -> None:  # runs after step a, before step b
+        if 0 < fraction < 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    registry, ctx = make(Step('a', journal=journal), Step('b', journal=journal))
+    with pytest.raises(Interrupted):
+        Orchestrator(registry, ctx, report=report).run()
+    assert journal == ['run:a', 'rollback:a']  # b never ran, so it is not rolled back
+
+
+def test_a_signal_after_the_last_step_does_not_undo_the_run():
+    journal: list[str] = []
+
+    def report(fraction: float) -> None:  # the last step has published: too late to stop
+        if fraction == 1.0:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    registry, ctx = make(Step('a', journal=journal), Step('b', journal=journal))
+    orchestrator = Orchestrator(registry, ctx, report=report)
+    results = orchestrator.run()
+    assert all(r.success for r in results) and orchestrator.late_signal == signal.SIGHUP
+    assert journal == ['run:a', 'run:b']
+
+
+def test_an_applications_own_handler_is_left_alone():
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        journal: list[str] = []
+
+        class Polite(Step):
+            def execute(self, context):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                return super().execute(context)
+
+        registry, ctx = make(Polite('a', journal=journal))
+        Orchestrator(registry, ctx).run()
+        assert seen == [signal.SIGTERM] and journal == ['run:a']
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_off_the_main_thread_no_handlers_are_installed():
+    journal: list[str] = []
+    registry, ctx = make(Step('a', journal=journal))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Orchestrator(registry, ctx).run()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert errors == [] and journal == ['run:a']
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_progress_reporter_that_raises_is_ignored():
+    journal: list[str] = []
+    registry, ctx = make(Step('a', journal=journal, inner_progress=3), Step('b', journal=journal))
+
+    def report(fraction: float) -> None:
+        raise OSError(28, 'No space left on device')
+
+    results = Orchestrator(registry, ctx, report=report).run()
+    assert [r.success for r in results] == [True, True]

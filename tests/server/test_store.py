@@ -17,6 +17,7 @@ from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage
 from synapse_sdk.server import rle
 from synapse_sdk.server.demo import DEMO_CONFIGURATION, create_demo
 from synapse_sdk.server.filters import MAX_PAGE_SIZE, parse_query
+from synapse_sdk.server.importer import import_dataset
 from synapse_sdk.server.store import Store
 
 
@@ -125,7 +126,7 @@ def test_import_dataset(tmp_path: Path) -> None:
     )  # fmt: skip
     home = tmp_path / 'home'
     with Store(home) as store:
-        out = store.import_dataset(dataset, title='Imported')
+        out = import_dataset(store, dataset, title='Imported')
         assert out['data_units'] == out['tasks'] == out['assignments'] == 3
         assert store.get_project(out['project'])['title'] == 'Imported'
         query = store.query('task', {'project': out['project']})
@@ -156,7 +157,7 @@ def test_failed_import_leaves_nothing(tmp_path: Path) -> None:
 
     with Store(tmp_path / 'home') as store:
         with pytest.raises(ValueError):
-            store.import_dataset(ImportedDataset({'classes': []}, images()))
+            import_dataset(store, ImportedDataset({'classes': []}, images()))
         assert store.conn.execute('SELECT COUNT(*) FROM projects').fetchone()[0] == 0
         assert not list(store.media_dir.rglob('*.png'))
 

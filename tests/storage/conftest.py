@@ -18,6 +18,12 @@ ACCESS_KEY = 'AKIAEXAMPLEACCESSKEY'
 SECRET_KEY = 'sEcReT/abc+def/not-a-real-secret-key-0001'
 
 
+@pytest.fixture(autouse=True)
+def _private_staging_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Object-store exports stage under ``$SYNAPSE_STAGING_DIR``: one per test, not /tmp."""
+    monkeypatch.setenv('SYNAPSE_STAGING_DIR', str(tmp_path_factory.mktemp('s3-staging')))
+
+
 @pytest.fixture(scope='session')
 def moto_endpoint() -> Iterator[str]:
     """A moto S3 server on a free loopback port; AWS env points nowhere real."""

@@ -14,6 +14,7 @@ import pytest
 
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage import Downloader, DownloadError
+from synapse_sdk.storage.download import SourcePolicy
 
 from .conftest import HttpState, payload
 
@@ -206,14 +207,14 @@ def test_local_sources(tmp_path: Path) -> None:
     src = tmp_path / 'src dir' / 'photo 1.jpg'
     src.parent.mkdir()
     src.write_bytes(payload('local', 100_000))
-    with _fast() as downloader:
+    with _fast(policy=SourcePolicy(local_roots=(tmp_path / 'src dir',))) as downloader:
         downloader.download(str(src), tmp_path / 'out' / 'plain.jpg')
         downloader.download(src.as_uri(), tmp_path / 'out' / 'uri.jpg')  # file:///...%20...
         downloader.download(f'file://localhost{src}', tmp_path / 'out' / 'host.jpg')
         downloader.download(src, tmp_path / 'out' / 'pathlike.jpg')
         started = time.monotonic()
         with pytest.raises(DownloadError, match='No such file') as info:
-            downloader.download(str(tmp_path / 'missing.jpg'), tmp_path / 'out' / 'm.jpg')
+            downloader.download(str(src.parent / 'missing.jpg'), tmp_path / 'out' / 'm.jpg')
         assert info.value.attempts == 1 and time.monotonic() - started < 0.5
         with pytest.raises(DownloadError, match='remote host'):
             downloader.download('file://otherhost/x.jpg', tmp_path / 'out' / 'r.jpg')

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from synapse_sdk.errors import ParamsError, StorageError
@@ -86,7 +87,14 @@ def test_staging_is_a_hidden_sibling_on_the_same_filesystem(
     staging = location.staging_dir('exports/2024', 'demo')
     assert staging.parent == root / 'exports' / '2024'
     assert staging.name.startswith('.synapse-staging-')
-    assert staging.is_dir() and not any(staging.iterdir())
+    assert staging.is_dir() and _visible(staging) == ['.synapse-export']  # the owner marker
+    marker = orjson.loads((staging / '.synapse-export' / 'owner.json').read_bytes())
+    assert marker['owner']['pid'] == os.getpid()
+    assert marker['export'] == {
+        'final': str(root / 'exports' / '2024' / 'demo'),
+        'path': 'exports/2024',
+        'name': 'demo',
+    }
     assert staging.stat().st_dev == root.stat().st_dev
     assert not (root / 'exports' / '2024' / 'demo').exists()
 
@@ -310,6 +318,8 @@ def test_crash_before_publish_leaves_nothing_at_the_final_path(
     assert not location.exists('exports/crashed')
     leftovers = _visible(root / 'exports')
     assert len(leftovers) == 1 and leftovers[0].startswith('.synapse-staging-')
-    # the next export of the same name takes the plain name
+    # the next export of the same name removes the dead run's staging and takes the plain name
     staging = location.staging_dir('exports', 'crashed')
+    assert [Path(i.where).name for i in location.removed_stale] == leftovers
     assert Path(location.publish(staging, 'exports', 'crashed')).name == 'crashed'
+    assert _visible(root / 'exports') == ['crashed']

@@ -152,8 +152,13 @@ def test_aws_style_keys_and_s3_provider(s3_record: dict[str, Any]) -> None:
     ],
 )
 def test_bad_s3_configuration(
-    s3_record: dict[str, Any], drop: tuple[str, ...], extra: dict[str, str], message: str
+    s3_record: dict[str, Any],
+    drop: tuple[str, ...],
+    extra: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv('AWS_SECRET_ACCESS_KEY', raising=False)  # else a missing secret is taken
     config = {k: v for k, v in s3_record['configuration'].items() if k not in drop}
     config.update(extra)
     with pytest.raises(StorageError) as info:

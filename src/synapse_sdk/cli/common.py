@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -95,6 +96,10 @@ class TeeLogger(BaseLogger):
         for logger in self.loggers:
             logger.finish()
 
+    @property
+    def problems(self) -> list[str]:
+        return [line for logger in self.loggers for line in logger.problems]
+
 
 def make_logger(log_file: Path | None, quiet: bool, *extra: BaseLogger) -> BaseLogger:
     loggers: list[BaseLogger] = list(extra)
@@ -122,8 +127,17 @@ def reported_errors() -> Iterator[None]:
         fail(f'{exc}{detail}')
     except SynapseError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:
-        fail('interrupted; nothing was published', 130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as steps.Interrupted
+        fail(f'{exc or "interrupted"}; nothing was published', getattr(exc, 'exit_code', 130))
+
+
+def warn_reporting_problems(*loggers: BaseLogger | None) -> None:
+    """Tell the user what could not be reported (a full log disk, a job backend that failed);
+    the run's outcome stands."""
+    for logger in loggers:
+        for line in logger.problems if logger is not None else ():
+            with contextlib.suppress(OSError):
+                typer.echo(f'Warning: {line}', err=True)
 
 
 def default_client_factory() -> Callable[[], Any]:

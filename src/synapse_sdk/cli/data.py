@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import pkgutil
 import re
 from pathlib import Path
@@ -42,15 +43,36 @@ def load_reader(fmt: str) -> Any:
     return reader
 
 
+def _reader_options(reader: Any, fmt: str, **options: Any) -> dict[str, Any]:
+    """The options given on the command line, refused when the reader does not take them."""
+    accepted = inspect.signature(reader).parameters
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in given:
+        if key not in accepted:
+            fail(f'--{key} is not an option of the {fmt} importer', EXIT_USAGE)
+    return given
+
+
 @data_app.command('import')
 def import_(
-    fmt: Annotated[str, typer.Argument(metavar='FORMAT', help='coco, yolo, voc or dm')],
+    fmt: Annotated[str, typer.Argument(metavar='FORMAT', help='coco, yolo, voc, csv or dm')],
     path: Annotated[Path, typer.Argument(help='Annotation file or dataset directory')],
     images: Annotated[
         Path | None, typer.Option('--images', help='Directory holding the image files')
     ] = None,
-    project: Annotated[
-        str | None, typer.Option('--project', help='Title of the project to create')
+    title: Annotated[
+        str | None,
+        typer.Option(
+            '--title', '--project', help='Title of the project to create (default: the dataset)'
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            '--classes',
+            help='Class names in index order, "a,b,c" or a names file (yolo without data.yaml, '
+            'voc); they replace the class list the dataset ships',
+        ),
     ] = None,
     home: Annotated[
         Path | None,
@@ -58,20 +80,37 @@ def import_(
     ] = None,
 ) -> None:
     """Create a project from a dataset: its classes, one task, assignment and ground-truth
-    event per image, with the images copied into the store's media."""
+    event per image, with the images copied into the store's media; a file_system storage
+    to export to is registered. Prints what was read and what could not be, per reason."""
+    from synapse_sdk.server.importer import import_dataset
     from synapse_sdk.server.store import Store
 
     reader = load_reader(fmt)
+    options = _reader_options(reader, fmt, classes=classes)
     with reported_errors():
         try:
-            dataset = reader(path, images=images)
+            dataset = reader(path, images=images, **options)
             with Store(home) as store:
-                ids = store.import_dataset(dataset, title=project)
+                ids = import_dataset(store, dataset, title=title)
         except (OSError, ValueError) as exc:
             fail(f'cannot import {path}: {exc}', EXIT_USAGE)
+    read = ids.get('read', {})
     typer.echo(
-        f'Imported {ids["data_units"]} images into project {ids["project"]} '
-        f'(ground-truth dataset version {ids["ground_truth_dataset_version"]})',
+        f'Imported {ids["data_units"]} images with {read.get("annotations", 0)} annotations '
+        f'into project {ids["project"]} (ground-truth dataset version '
+        f'{ids["ground_truth_dataset_version"]})',
+        err=True,
+    )
+    for line in dataset.report.lines():
+        typer.echo(f'  {line}', err=True)
+    env = f'SYNAPSE_HOME={home} ' if home is not None else ''
+    typer.echo(
+        'Export it with, for example:\n'
+        f'  {env}synapse export coco --target ground_truth '
+        f'--gt-version {ids["ground_truth_dataset_version"]} --storage {ids["storage"]} '
+        '--path exports --name imported --split category\n'
+        f'  {env}synapse export yolo --target task --project {ids["project"]} '
+        f'--storage {ids["storage"]} --path exports --name imported-yolo',
         err=True,
     )
     print_result(ids)

@@ -9,6 +9,7 @@ from synapse_sdk.cli.demo import demo
 from synapse_sdk.cli.export import export
 from synapse_sdk.cli.plugin import plugin_app
 from synapse_sdk.cli.server import server_app
+from synapse_sdk.cli.storage import storage_app
 
 app = typer.Typer(
     name='synapse',
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(plugin_app, name='plugin')
 app.add_typer(data_app, name='data')
 app.add_typer(server_app, name='server')
+app.add_typer(storage_app, name='storage')
 app.command('demo')(demo)
 app.command('export')(export)
 

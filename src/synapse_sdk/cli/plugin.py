@@ -19,6 +19,7 @@ from synapse_sdk.cli.common import (
     print_result,
     read_params,
     reported_errors,
+    warn_reporting_problems,
 )
 from synapse_sdk.cli.execution import (
     ModeOption,
@@ -86,10 +87,12 @@ def run_plugin_action(
             logger.finish()
             if job is not None:
                 job.set_result('failed', error=f'{type(exc).__name__}: {exc}')
+            warn_reporting_problems(logger)
             raise
         logger.finish()
         if job is not None:
             job.set_result('succeeded', result=result)
+        warn_reporting_problems(logger)
         return result
 
 

@@ -14,12 +14,18 @@ __all__ = ['BackendClient', 'ClientBase', 'LazyResults', 'LocalClient', 'default
 
 def default_client() -> BackendClient | LocalClient:
     """A ``BackendClient`` on ``$SYNAPSE_HOST`` (token ``$SYNAPSE_ACCESS_TOKEN``, tenant
-    ``$SYNAPSE_TENANT``) when it is set, else a ``LocalClient`` on ``$SYNAPSE_HOME``."""
+    ``$SYNAPSE_TENANT``, extra media origins ``$SYNAPSE_MEDIA_HOSTS``, comma-separated) when it
+    is set, else a ``LocalClient`` on ``$SYNAPSE_HOME``.
+
+    A malformed ``SYNAPSE_HOST`` raises :class:`~synapse_sdk.errors.ConfigError` naming it.
+    """
     host = os.environ.get('SYNAPSE_HOST', '').strip()
     if host:
+        media = os.environ.get('SYNAPSE_MEDIA_HOSTS', '')
         return BackendClient(
             host,
             access_token=os.environ.get('SYNAPSE_ACCESS_TOKEN') or None,
             tenant=os.environ.get('SYNAPSE_TENANT') or None,
+            media_hosts=[h.strip() for h in media.split(',') if h.strip()],
         )
     return LocalClient()

@@ -1,20 +1,33 @@
 """What both clients share: the public methods, lazy pagination and the lazy result sequence.
 
 A client implements two primitives, :meth:`ClientBase._page` (one keyset page of a list target)
-and :meth:`ClientBase._get_one`; everything a plugin calls is built on them here, once, so
+and :meth:`ClientBase._count`; everything a plugin calls is built on them here, once, so
 ``LocalClient`` and ``BackendClient`` cannot drift apart.
+
+Pagination never trusts a page blindly: keys must move strictly past the cursor (a server that
+ignores the cursor and sends the same page again is stopped at once, never looped on), and a
+listing that ends before the total it announced is asked again and then re-counted; if records
+are still missing it fails with :class:`~synapse_sdk.errors.BackendError` instead of ending
+early with success.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from synapse_sdk.server.filters import TARGETS
+from synapse_sdk.errors import BackendError
+from synapse_sdk.protocol import TARGETS, cursor_param
+
+if TYPE_CHECKING:
+    from synapse_sdk.storage.download import SourcePolicy
 
 __all__ = ['ClientBase', 'LazyResults', 'Page']
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,7 +57,7 @@ class LazyResults:
         return self._count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return self._client._iterate(self._target, self._params)
+        return self._client._iterate(self._target, self._params, expected=self._count)
 
     def __repr__(self) -> str:
         return f'<LazyResults {self._target} count={self._count}>'
@@ -75,25 +88,77 @@ class ClientBase(ABC):
     # -- pagination ------------------------------------------------------------------------------
 
     def _iterate(
-        self, target: str, params: Mapping[str, Any], first: Page | None = None
+        self,
+        target: str,
+        params: Mapping[str, Any],
+        first: Page | None = None,
+        expected: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield every record, page by page; each page resumes after the last key yielded, so a
-        retried or re-fetched page can neither skip nor repeat a record."""
-        key = TARGETS[target].key
+        retried or re-fetched page can neither skip nor repeat a record.
+
+        ``expected`` is the total the caller was told: a listing that ends short of it is
+        checked (see the module docstring) rather than ended with success.
+        """
+        spec = TARGETS[target]
+        descending = str(params.get('ordering', '')).strip().startswith('-')
+        cursor = cursor_param(spec.key, descending)
         page = first if first is not None else self._page(target, params, None, False)
+        last: int | None = None
+        yielded = 0
+        probed_after: object = object()  # the cursor of the last re-ask (at most one per cursor)
         while True:
-            last = None
             for record in page.records:
-                last = record[key]
+                value = _key(record, spec.key, spec.path)
+                if last is not None and (value >= last if descending else value <= last):
+                    raise BackendError(
+                        f'GET {spec.path}: the server ignored the cursor {cursor}={last} and '
+                        f'sent {spec.key} {value} again (or out of order) after {yielded} '
+                        'record(s); stopping instead of fetching the same page for ever',
+                        url=spec.path,
+                    )
+                last = value
+                yielded += 1
                 yield record
-            if not page.more or last is None:
+            if page.more and page.records:
+                page = self._page(target, params, last, False)
+                continue
+            if expected is None or yielded >= expected or probed_after == last:
                 return
+            # The list ended short of the announced total (``next: null`` early?): ask again
+            # after the last key once; a page with records resumes the listing.
+            probed_after = last
             page = self._page(target, params, last, False)
+            if page.records:
+                logger.warning(
+                    'GET %s ended after %d of %d records; asking again recovered more',
+                    spec.path,
+                    yielded,
+                    expected,
+                )
+                continue
+            now = self._count(target, params)
+            if now <= yielded:  # records were removed while we listed: nothing is missing
+                logger.warning(
+                    'GET %s: %d records announced, %d now match; exported what exists',
+                    spec.path,
+                    expected,
+                    now,
+                )
+                return
+            raise BackendError(
+                f'GET {spec.path}: the server ended the list after {yielded} of {expected} '
+                f'records (its last page had no next link, asking again after {spec.key} '
+                f'{last} returned nothing, and {now} records still match); refusing to '
+                'finish with a silently truncated result',
+                url=spec.path,
+            )
 
     def _get(self, target: str, params: Mapping[str, Any] | None) -> tuple[Iterator[Any], int]:
         params = dict(params or {})
         first = self._page(target, params, None, True)
-        return self._iterate(target, params, first), int(first.count or 0)
+        count = first.count if first.count is not None else self._count(target, params)
+        return self._iterate(target, params, first, expected=count), int(count)
 
     def _list(
         self, target: str, params: Mapping[str, Any] | None, list_all: bool
@@ -208,6 +273,15 @@ class ClientBase(ABC):
     def create_logs(self, data: Mapping[str, Any] | list[Mapping[str, Any]]) -> Any:
         """Append log rows of a job run."""
 
+    def source_policy(self) -> SourcePolicy:
+        """Where original files of this client's records may be read from (the backend's
+        media and nothing else); the downloader refuses every other source per item.
+
+        The default (for clients that do not say) allows HTTP(S) URLs and no local file."""
+        from synapse_sdk.storage.download import SourcePolicy
+
+        return SourcePolicy()
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections."""
 
@@ -216,3 +290,14 @@ class ClientBase(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _key(record: Any, key: str, path: str) -> int:
+    value = record.get(key) if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BackendError(
+            f'GET {path}: a record without an integer {key!r} '
+            f'(got {type(record).__name__ if not isinstance(record, dict) else repr(value)})',
+            url=path,
+        )
+    return value

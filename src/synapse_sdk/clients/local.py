@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from synapse_sdk.clients.base import ClientBase, Page
-from synapse_sdk.server.store import Store
+from synapse_sdk.protocol import TARGETS, cursor_param
+
+if TYPE_CHECKING:
+    from synapse_sdk.server.store import Store
+    from synapse_sdk.storage.download import SourcePolicy
 
 __all__ = ['LocalClient']
-
-_PATHS = {
-    'assignment': 'sdk/assignments/',
-    'task': 'sdk/tasks/',
-    'ground_truth_event': 'sdk/ground_truth_events/',
-}
 
 
 class LocalClient(ClientBase):
@@ -34,8 +32,14 @@ class LocalClient(ClientBase):
         page_size: int = 500,
         store: Store | None = None,
     ) -> None:
-        self.store = store if store is not None else Store(home)
-        self._own_store = store is None
+        if store is None:
+            from synapse_sdk.server.store import Store  # the embedded store, only when used
+
+            store = Store(home)
+            self._own_store = True
+        else:
+            self._own_store = False
+        self.store = store
         self.home = self.store.home
         self.page_size = page_size
         self._media = self.store.media_dir.resolve()
@@ -45,6 +49,17 @@ class LocalClient(ClientBase):
 
     def _url(self, path: str) -> str:
         return (self._media / path).as_uri()
+
+    def source_policy(self) -> SourcePolicy:
+        """Originals may come only from files inside the store's media directory (resolved:
+        a stored ``../../etc/passwd`` or a symlink out of it is refused per item)."""
+        from synapse_sdk.storage.download import SourcePolicy
+
+        return SourcePolicy(
+            http_origins=frozenset(),
+            local_roots=(self._media,),
+            label=f'the media directory {self._media}',
+        )
 
     def _query_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {'page_size': self.page_size, **params}
@@ -58,10 +73,10 @@ class LocalClient(ClientBase):
         nxt = None
         if more and records:
             key = query.target.key
-            cursor = f'{key}__{"lt" if query.descending else "gt"}'
+            cursor = cursor_param(key, query.descending)
             flat = {k: ','.join(map(str, v)) if isinstance(v, list | tuple) else v
                     for k, v in params.items() if v is not None}  # fmt: skip
-            nxt = f'{_PATHS[target]}?{urlencode({**flat, cursor: records[-1][key]})}'
+            nxt = f'{TARGETS[target].path}?{urlencode({**flat, cursor: records[-1][key]})}'
         return Page(records, more, count, nxt)
 
     def _count(self, target: str, params: Mapping[str, Any]) -> int:

@@ -25,10 +25,13 @@ FORMATS: dict[str, str] = {
     'yolo': 'synapse_sdk.formats.yolo.writer:YoloWriter',
     'voc': 'synapse_sdk.formats.voc.writer:VocWriter',
     'csv': 'synapse_sdk.formats.csv.writer:CsvWriter',
+    'cvat': 'synapse_sdk.formats.cvat.writer:CvatWriter',
+    'labelme': 'synapse_sdk.formats.labelme.writer:LabelmeWriter',
+    'parquet': 'synapse_sdk.formats.parquet.writer:ParquetWriter',
 }
 READERS: dict[str, str] = {
     name: f'synapse_sdk.formats.{name}.reader:read_dataset'
-    for name in ('dm', 'coco', 'yolo', 'voc', 'csv')
+    for name in ('dm', 'coco', 'yolo', 'voc', 'csv', 'cvat', 'labelme', 'parquet')
 }
 
 

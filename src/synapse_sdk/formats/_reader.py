@@ -1,12 +1,18 @@
-"""Small helpers shared by the format readers."""
+"""Small helpers shared by the format readers: lazy images, splits, class lists and the one
+place where a path named by a dataset is resolved (inside the dataset's folder, or refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import orjson
 
 from synapse_sdk.errors import ParamsError
-from synapse_sdk.formats.dataset import ImportedImage
+from synapse_sdk.formats.dataset import ImportedImage, ImportReport
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp')
 
@@ -21,22 +27,46 @@ SPLIT_ALIASES = {
     'testing': 'test',
 }
 
+#: What a refused path is reported as (``image file: <reason>``).
+OUTSIDE = 'path outside the images folder'
+ABSOLUTE = 'absolute path'
+NOT_FOUND = 'file not found'
+
 
 class LazyImages(Iterable[ImportedImage]):
-    """Re-iterable: each iteration reads the dataset again, so nothing is held in memory."""
+    """Re-iterable: each iteration reads the dataset again, so nothing is held in memory.
 
-    def __init__(self, produce: Callable[[], Iterator[ImportedImage]]) -> None:
+    When a ``report`` is given it is cleared at the start of each iteration, so its counts are
+    those of the last (complete) pass, never doubled by a second one.
+    """
+
+    def __init__(
+        self, produce: Callable[[], Iterator[ImportedImage]], report: ImportReport | None = None
+    ) -> None:
         self._produce = produce
+        self._report = report
 
     def __iter__(self) -> Iterator[ImportedImage]:
+        if self._report is not None:
+            self._report.clear()
         return self._produce()
 
 
+_YEAR = re.compile(r'^(.*?)[-_]?(?:19|20)\d\d$')
+
+
 def canonical_split(name: str | None) -> str | None:
-    """Map a dataset's split name to ``train`` / ``validation`` / ``test`` (``None`` if other)."""
+    """Map a dataset's split name to ``train`` / ``validation`` / ``test`` (``None`` if other).
+
+    A trailing year is ignored (COCO's ``val2017``, ``train_2014``).
+    """
     if name is None:
         return None
-    return SPLIT_ALIASES.get(name.lower())
+    key = name.strip().lower()
+    if key not in SPLIT_ALIASES:
+        match = _YEAR.match(key)
+        key = match.group(1) if match else key
+    return SPLIT_ALIASES.get(key)
 
 
 def input_error(path: Path | str, message: str) -> ParamsError:
@@ -44,9 +74,103 @@ def input_error(path: Path | str, message: str) -> ParamsError:
 
 
 def find_image(directory: Path, stem: str) -> Path | None:
-    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case)."""
+    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case), resolved;
+    a symlink leading out of ``directory`` is not a match."""
+    if '/' in stem or '\\' in stem or stem in ('', '.', '..'):
+        return None
     for ext in IMAGE_EXTS:
-        for candidate in (directory / f'{stem}{ext}', directory / f'{stem}{ext.upper()}'):
-            if candidate.is_file():
-                return candidate
+        for name in (f'{stem}{ext}', f'{stem}{ext.upper()}'):
+            if (directory / name).is_file():
+                found, _ = resolve_inside(directory, name)
+                if found is not None:
+                    return found
     return None
+
+
+def resolve_inside(base: Path, name: str) -> tuple[Path | None, str | None]:
+    """Resolve ``name`` (a path a dataset file gives) against the folder ``base``.
+
+    Returns ``(path, None)`` for a regular file inside ``base`` (symlinks followed, the result
+    still inside), else ``(None, reason)``: :data:`ABSOLUTE`, :data:`OUTSIDE` (``..`` or a
+    symlink leading out) or :data:`NOT_FOUND`. The returned path is the resolved one, so the
+    file copied is the file checked.
+    """
+    text = name.replace('\\', '/')
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(name).drive:
+        return None, ABSOLUTE
+    root = base.resolve()
+    target = Path(os.path.normpath(root / text))
+    if not target.is_relative_to(root):
+        return None, OUTSIDE
+    try:
+        real = target.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, NOT_FOUND
+    if not real.is_relative_to(root):
+        return None, OUTSIDE
+    if not real.is_file():
+        return None, NOT_FOUND
+    return real, None
+
+
+def safe_stem_path(base: Path, relative: str, suffix: str) -> Path | None:
+    """``base/relative`` with its suffix replaced, when it stays inside ``base`` (else None)."""
+    text = relative.replace('\\', '/')
+    if PurePosixPath(text).is_absolute():
+        return None
+    target = Path(os.path.normpath(base.resolve() / text)).with_suffix(suffix)
+    return target if target.is_relative_to(base.resolve()) else None
+
+
+def parse_attribute_value(text: str | None) -> Any:
+    """An attribute value as text (VOC ``<value>``, CSV cell): JSON when it is JSON (our own
+    files, ``true``, ``3``), else the text itself (CVAT and Datumaro write plain strings)."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    if not stripped:
+        return ''
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def class_list(classes: Sequence[str] | str | Path | None) -> list[str] | None:
+    """Class names given by the user: a list, ``"a,b,c"``, or a names file (one per line)."""
+    if classes is None:
+        return None
+    if isinstance(classes, Path) or (
+        isinstance(classes, str) and ',' not in classes and Path(classes).is_file()
+    ):
+        path = Path(classes)
+        try:
+            text = path.read_text(encoding='utf-8-sig')
+        except OSError as exc:
+            raise input_error(path, f'cannot read the class names file ({exc})') from exc
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    elif isinstance(classes, str):
+        names = [n.strip() for n in classes.split(',') if n.strip()]
+    else:
+        names = [str(n).strip() for n in classes]
+    if not names:
+        raise input_error('classes', 'no class names given')
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise input_error('classes', f'class names repeat: {", ".join(dupes)}')
+    return names
+
+
+def load_project(root: Path) -> dict[str, Any] | None:
+    """``project.json`` of a dm or CSV export (``{"title", "configuration"}``), when present."""
+    path = root / 'project.json'
+    if not path.is_file():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise input_error(path, f'not a readable JSON file ({exc})') from exc
+    config = data.get('configuration') if isinstance(data, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get('classes', []), list):
+        raise input_error(path, '"configuration" must be an object with a "classes" list')
+    return data

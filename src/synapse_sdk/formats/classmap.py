@@ -22,13 +22,20 @@ class ClassInfo:
     tool: str | None = None
     attributes: tuple[dict[str, Any], ...] = ()
     keypoints: dict[str, Any] | None = field(default=None, compare=False)
+    source_id: int | None = None  # the category id of the dataset it was imported from (COCO)
 
 
 class ClassMap:
     """Classes in configured order. Indices are 0-based; formats add their own offset."""
 
-    def __init__(self, classes: list[ClassInfo]) -> None:
+    def __init__(
+        self, classes: list[ClassInfo], configuration: Mapping[str, Any] | None = None
+    ) -> None:
         self._classes = list(classes)
+        #: The configuration as given (verbatim), for writers that keep the project schema.
+        self.configuration: dict[str, Any] = (
+            dict(configuration) if configuration is not None else self.to_configuration()
+        )
         self._index: dict[str, int] = {}
         for i, c in enumerate(self._classes):
             if c.name in self._index:
@@ -43,7 +50,9 @@ class ClassMap:
         """Build from ``{"classes": [{"name", "tool", "attributes"}], "keypoints": {...}}``.
 
         Classes may also be given as plain strings. Keypoint definitions are
-        ``{class: {"names": [...], "skeleton": [[i, j], ...]}}`` with 0-based skeleton indices.
+        ``{class: {"names": [...], "skeleton": [[i, j], ...], "flip_idx": [...]}}`` with
+        0-based skeleton indices (``flip_idx`` optional: the index each point becomes when the
+        image is mirrored). A class's ``source_id`` (int) is kept for COCO round trips.
         """
         configuration = configuration or {}
         raw = configuration.get('classes') or []
@@ -64,19 +73,18 @@ class ClassMap:
             name = entry['name']
             kp = kp_conf.get(name) if isinstance(kp_conf, Mapping) else None
             if kp is not None:
-                kp = {
-                    'names': [str(n) for n in kp.get('names', [])],
-                    'skeleton': [[int(a), int(b)] for a, b in kp.get('skeleton', [])],
-                }
+                kp = _keypoint_schema(name, kp)
+            source_id = entry.get('source_id')
             classes.append(
                 ClassInfo(
                     name=name,
                     tool=entry.get('tool'),
                     attributes=tuple(entry.get('attributes') or ()),
                     keypoints=kp,
+                    source_id=source_id if type(source_id) is int else None,
                 )
             )
-        return cls(classes)
+        return cls(classes, configuration)
 
     @property
     def names(self) -> list[str]:
@@ -106,9 +114,44 @@ class ClassMap:
 
     def to_configuration(self) -> dict[str, Any]:
         """The configuration this map was built from (normalised)."""
-        classes = [
-            {'name': c.name, 'tool': c.tool, 'attributes': list(c.attributes)}
-            for c in self._classes
-        ]
+        classes = []
+        for c in self._classes:
+            entry: dict[str, Any] = {
+                'name': c.name,
+                'tool': c.tool,
+                'attributes': list(c.attributes),
+            }
+            if c.source_id is not None:
+                entry['source_id'] = c.source_id
+            classes.append(entry)
         kps = {c.name: c.keypoints for c in self._classes if c.keypoints is not None}
         return {'classes': classes, 'keypoints': kps}
+
+
+def _keypoint_schema(name: str, kp: Any) -> dict[str, Any]:
+    """``{"names", "skeleton"[, "flip_idx"]}`` of one class, checked."""
+    where = f'keypoints.{name}'
+    if not isinstance(kp, Mapping):
+        raise ParamsError('Invalid project configuration', [(where, 'must be an object')])
+    try:
+        names = [str(n) for n in kp.get('names') or []]
+        skeleton = [[int(a), int(b)] for a, b in kp.get('skeleton') or []]
+    except (TypeError, ValueError) as exc:
+        raise ParamsError(
+            'Invalid project configuration', [(where, f'names or skeleton malformed ({exc})')]
+        ) from None
+    out: dict[str, Any] = {'names': names, 'skeleton': skeleton}
+    flip = kp.get('flip_idx')
+    if flip is not None:
+        n = len(names)
+        if (
+            not isinstance(flip, list)
+            or len(flip) != n
+            or sorted(i for i in flip if type(i) is int) != list(range(n))
+        ):
+            raise ParamsError(
+                'Invalid project configuration',
+                [(f'{where}.flip_idx', f'must be a permutation of 0..{n - 1}, got {flip!r}')],
+            )
+        out['flip_idx'] = list(flip)
+    return out

@@ -8,57 +8,82 @@ from array import array
 from hashlib import blake2b
 from pathlib import PurePosixPath, PureWindowsPath
 
+from pathvalidate import sanitize_filename
+
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
+#: Bytes a file name may have on every common filesystem (ext4, APFS, NTFS count 255).
+MAX_NAME_BYTES = 255
+#: Bytes kept of a stem: room for the allocator's ``_<n>`` suffix, an extension (at most ten
+#: characters) and the names writers derive from a stem (``.<stem>.json.part``), all within
+#: :data:`MAX_NAME_BYTES`.
+STEM_BYTES = 200
 
-# Windows device names: never taken by the fast path, whatever the full rules make of them.
-_DEVICE_NAMES = frozenset(
-    ['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$']
-    + [f'{dev}{n}' for dev in ('COM', 'LPT') for n in (*'123456789', '¹', '²', '³')]
-)
-# An ASCII name that safe_basename() would return unchanged: no separators, reserved or control
-# characters, no leading or trailing dot or space, at most 200 characters.
-_PLAIN = re.compile(
-    r'[^\x00-\x20\x7f<>:"/\\|?*.](?:[^\x00-\x1f\x7f<>:"/\\|?*]{0,198}[^\x00-\x20\x7f<>:"/\\|?*.])?'
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
+    data = text.encode('utf-8', 'surrogatepass')
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode('utf-8', 'ignore')
+
+
+_ENDS = re.compile(r'^[\s.]+|[\s.]+$')  # whitespace (any) and dots at either end
+_SURROGATE = re.compile('[\ud800-\udfff]')
+_SIMPLE = re.compile(r'[A-Za-z0-9_\-+()\[\],@#&=~!$%^\' .]+')
+_RESERVED = re.compile(
+    r'(?i)(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(\.|$)'
 )
 
 
 def safe_basename(name: str, fallback: str = 'item') -> str:
-    """Reduce ``name`` to a safe file basename; unicode letters stay intact.
+    """Reduce ``name`` to a file basename that is safe on Linux, macOS and Windows.
 
-    Directory parts (either separator) are dropped, control and reserved characters become
-    ``_``, and names that are empty or only dots become ``fallback``.
+    Directory parts (either separator) are dropped; control and reserved characters become
+    ``_``; leading/trailing spaces and dots are dropped (Windows drops trailing ones itself);
+    a Windows device name (``CON``, ``nul.txt``, ``COM1`` ...) gets a ``_`` (``pathvalidate``
+    does that part); the stem is cut to :data:`STEM_BYTES` UTF-8 bytes (not characters: a CJK
+    name keeps its item) on a character boundary. Unicode letters stay intact; a name that is
+    empty or only dots becomes ``fallback``.
     """
+    name = str(name)
     if (
-        type(name) is str
-        and name.isascii()
-        and _PLAIN.fullmatch(name)
-        and name.partition('.')[0].upper() not in _DEVICE_NAMES
+        len(name) <= STEM_BYTES
+        and _SIMPLE.fullmatch(name)
+        and name[0] not in ' .'
+        and name[-1] not in ' .'
+        and not _RESERVED.match(name)
     ):
-        return name  # the common case: already safe (full rules below)
+        return name  # the common case: already safe
     return _safe_basename(name, fallback)
 
 
 def _safe_basename(name: str, fallback: str) -> str:
-    name = unicodedata.normalize('NFC', str(name))
+    """The full rules of :func:`safe_basename`, without its fast path (tests compare both)."""
+    # lone surrogates cannot be in a name on disk
+    name = _SURROGATE.sub('\ufffd', name)
+    name = unicodedata.normalize('NFC', name)
     name = PureWindowsPath(PurePosixPath(name.replace('\\', '/')).name).name
-    name = _UNSAFE.sub('_', name).strip().strip('.')
-    if not name or set(name) <= {'.', ' '}:
+    name = _ENDS.sub('', _UNSAFE.sub('_', name))
+    if not name:
         return fallback
-    return name[:200]
+    stem, ext = split_ext(name)
+    stem = _ENDS.sub('', _cut_bytes(stem, STEM_BYTES)) or fallback
+    name = f'{stem}{ext}'
+    if _RESERVED.match(name):
+        name = sanitize_filename(name, replacement_text='_', platform='universal')
+    return name or fallback
 
 
 def split_ext(name: str) -> tuple[str, str]:
-    """``'a.b.jpg'`` -> ``('a.b', '.jpg')``; a name without a dot has no extension."""
-    if '/' in name or name in ('', '.', '..'):
-        suffix = PurePosixPath(name).suffix
-    else:  # one path component: PurePosixPath(name).suffix, without building a path
-        dot = name.rfind('.')
-        suffix = name[dot:] if 0 < dot < len(name) - 1 else ''
-    if len(suffix) > 10:
-        suffix = ''
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    return (stem or 'item', suffix)
+    """``'a.b.jpg'`` -> ``('a.b', '.jpg')``; a name without a dot has no extension, nor has a
+    leading-dot name (``.hidden``) or a suffix longer than ten characters (pathlib's rule on
+    the basename, without building a path)."""
+    base = name[name.rfind('/') + 1 :]
+    i = base.rfind('.')
+    if 0 < i < len(base) - 1 and len(base) - i <= 10:
+        return (name[: len(name) - (len(base) - i)] or 'item', base[i:])
+    return (name or 'item', '')
 
 
 class StemAllocator:

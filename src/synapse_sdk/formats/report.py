@@ -47,6 +47,14 @@ class ExportReport:
             self.per_class[category] += 1
             self.per_tool[tool] += 1
 
+    def count_annotations(self, counts: dict[tuple[str, str], int]) -> None:
+        """Many exported annotations at once: ``{(category, tool): count}``."""
+        with self._lock:
+            for (category, tool), n in counts.items():
+                self.annotations_exported += n
+                self.per_class[category] += n
+                self.per_tool[tool] += n
+
     def skip(self, reason: str, item_id: Any = None, annotation_id: Any = None) -> None:
         """An annotation (or part of one) that could not be written."""
         with self._lock:

@@ -7,8 +7,12 @@ the platform's job log, nowhere).
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
+
+_log = logging.getLogger(__name__)
 
 
 class BaseLogger:
@@ -18,7 +22,14 @@ class BaseLogger:
     changes, when it completes (``current >= total``), when it goes backwards (a restart), or
     when ``min_interval`` seconds have passed since that category's last emitted update. A
     million calls cost well under a second; the last state is always emitted by ``finish()``.
+
+    Reporting never changes a run's outcome: the public methods never raise. A failing
+    ``_emit_*`` (a full disk, a closed pipe, a locked database) is counted in ``failures``, its
+    error kept in ``last_error``, and :attr:`problems` says so in one line for the user.
     """
+
+    #: What this logger writes to, for :attr:`problems` (e.g. ``log file /tmp/run.jsonl``).
+    target = 'log'
 
     def __init__(self, min_interval: float = 0.1) -> None:
         self.min_interval = min_interval
@@ -28,6 +39,32 @@ class BaseLogger:
         self.progress: dict[str | None, tuple[float, float | None]] = {}
         self._last_metrics: dict[tuple[str, str], float] = {}
         self._pending_metrics: dict[tuple[str, str], dict[str, Any]] = {}
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # -- failures ----------------------------------------------------------------------------
+    def _safe(self, emit: Callable[..., None], *args: Any) -> None:
+        """Call an ``_emit_*`` hook; a failure is recorded, never raised."""
+        try:
+            emit(*args)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self.failures:
+            _log.debug('%s: reporting failed: %s', self.target, exc, exc_info=True)
+        self.failures += 1
+        self.last_error = f'{type(exc).__name__}: {exc}'
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per reporting problem (empty when everything was reported)."""
+        if not self.failures:
+            return []
+        return [
+            f'{self.target}: {self.failures} record(s) could not be written '
+            f'(last error: {self.last_error})'
+        ]
 
     # -- public API ------------------------------------------------------------------------
     def set_progress(self, current: float, total: float | None, category: str | None = None):
@@ -41,7 +78,7 @@ class BaseLogger:
         if last is None or done or backwards or now - last >= self.min_interval:
             self._last_emit[category] = now
             self._pending.pop(category, None)
-            self._emit_progress(category, current, total)
+            self._safe(self._emit_progress, category, current, total)
         else:
             self._pending[category] = (current, total)
 
@@ -56,25 +93,25 @@ class BaseLogger:
         if last is None or now - last >= self.min_interval:
             self._last_metrics[key] = now
             self._pending_metrics.pop(key, None)
-            self._emit_metrics(category, dict(value))
+            self._safe(self._emit_metrics, category, dict(value))
         else:
             self._pending_metrics[key] = dict(value)
 
     def log_message(self, message: str, level: str = 'info') -> None:
         """A human-readable line."""
-        self._emit_message(str(level), message)
+        self._safe(self._emit_message, str(level), message)
 
     def log_event(self, event: str, data: dict[str, Any]) -> None:
         """A structured event for machines (e.g. one exported file's status)."""
-        self._emit_event(event, data)
+        self._safe(self._emit_event, event, data)
 
     def flush_progress(self) -> None:
         """Emit throttled progress and metrics still pending."""
         for category, (current, total) in list(self._pending.items()):
-            self._emit_progress(category, current, total)
+            self._safe(self._emit_progress, category, current, total)
         self._pending.clear()
         for (_, category), value in list(self._pending_metrics.items()):
-            self._emit_metrics(category, value)
+            self._safe(self._emit_metrics, category, value)
         self._pending_metrics.clear()
 
     def finish(self) -> None:

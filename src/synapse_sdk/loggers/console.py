@@ -29,6 +29,7 @@ class ConsoleLogger(BaseLogger):
         force_terminal: bool | None = None,
     ) -> None:
         super().__init__(min_interval)
+        self.target = 'console output'
         self.console = Console(file=stream or sys.stderr, force_terminal=force_terminal)
         self.verbose = verbose
         self._lock = threading.Lock()
@@ -75,4 +76,4 @@ class ConsoleLogger(BaseLogger):
         super().finish()
         with self._lock:
             if self._bars is not None:
-                self._bars.stop()
+                self._safe(self._bars.stop)

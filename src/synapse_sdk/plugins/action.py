@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import typing
 from collections.abc import Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from synapse_sdk.errors import ParamsError, PluginError
 from synapse_sdk.plugins.context import RuntimeContext
 from synapse_sdk.plugins.enums import PluginCategory
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.base import ClientBase
 
 P = TypeVar('P', bound=BaseModel)
 
@@ -121,7 +124,7 @@ class BaseAction(Generic[P]):
 
     # -- reporting -------------------------------------------------------------------------
     @property
-    def client(self) -> Any:
+    def client(self) -> ClientBase:
         """The backend client of the runtime context. ``RuntimeError`` when there is none."""
         if self.ctx.client is None:
             raise RuntimeError('No client in runtime context')

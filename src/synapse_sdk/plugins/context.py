@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.loggers.base import BaseLogger, NullLogger
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.base import ClientBase
 
 
 @dataclass
@@ -18,6 +21,6 @@ class RuntimeContext:
     """
 
     logger: BaseLogger = field(default_factory=NullLogger)
-    client: Any = None
+    client: ClientBase | None = None
     env: dict[str, Any] = field(default_factory=dict, repr=False)
     job_id: str | None = None

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from synapse_sdk.server import rle
 from synapse_sdk.server.filters import format_time
-from synapse_sdk.server.importer import file_entry
+from synapse_sdk.server.media import file_entry
 from synapse_sdk.server.store import Store
 
 __all__ = ['DEMO_CONFIGURATION', 'create_demo']
@@ -166,18 +166,6 @@ def _splits(rng: random.Random, n: int) -> list[str]:
     return cats
 
 
-def _file_system_storage(store: Store) -> int:
-    location = store.home / 'storage'
-    location.mkdir(parents=True, exist_ok=True)
-    for storage in store.list_storages():
-        if storage['provider'] == 'file_system' and storage['configuration'].get('location') == str(
-            location
-        ):
-            return int(storage['id'])
-    created = store.create_storage('local storage', 'file_system', {'location': str(location)})
-    return int(created['id'])
-
-
 def create_demo(
     home: str | os.PathLike[str] | None = None,
     *,
@@ -201,7 +189,7 @@ def create_demo(
 
 
 def _create(store: Store, seed: int, n_images: int) -> dict[str, Any]:
-    storage = _file_system_storage(store)
+    storage = store.ensure_file_system_storage(store.home / 'storage')
     units: list[tuple[int, dict[str, Any]]] = []
     n_assignments = 0
     with store.transaction() as conn:
@@ -223,12 +211,7 @@ def _create(store: Store, seed: int, n_images: int) -> dict[str, Any]:
             target = store.media_dir / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             _render(target, w, h, anns, sky)
-            entry = file_entry(target, relative, name)
-            conn.execute(
-                'INSERT INTO files (data_unit, key, path, file_name_original, is_primary, size, '
-                'checksum) VALUES (?, ?, ?, ?, 1, ?, ?)',
-                [unit, 'image_1', relative, name, entry['size'], entry['checksum']],
-            )
+            store.add_file(unit, 'image_1', file_entry(target, relative, name), conn)
             created = _BASE_TIME + timedelta(hours=i)
             status = 'in_progress' if i % 4 == 3 else 'completed'
             tags = ['batch-1' if i < n_images / 2 else 'batch-2']

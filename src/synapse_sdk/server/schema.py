@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS projects (
   id INTEGER PRIMARY KEY, title TEXT NOT NULL, configuration TEXT NOT NULL, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS data_units (
   id INTEGER PRIMARY KEY, project INTEGER NOT NULL REFERENCES projects(id), name TEXT NOT NULL,
-  width INTEGER, height INTEGER, created TEXT NOT NULL);
+  width INTEGER, height INTEGER, created TEXT NOT NULL, source_id INTEGER);
 CREATE TABLE IF NOT EXISTS files (
   id INTEGER PRIMARY KEY, data_unit INTEGER NOT NULL REFERENCES data_units(id), key TEXT NOT NULL,
   path TEXT, file_name_original TEXT NOT NULL, is_primary INTEGER NOT NULL, size INTEGER,

@@ -19,18 +19,16 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from synapse_sdk.errors import NotFoundError
 from synapse_sdk.server.filters import Query, format_time, parse_query
+from synapse_sdk.server.media import recover_staged_media
 from synapse_sdk.server.schema import FROM_COUNT, SCHEMA, SELECT
 
-if TYPE_CHECKING:
-    from synapse_sdk.formats.dataset import ImportedDataset
-
-__all__ = ['Store', 'UrlFor', 'default_home']
+__all__ = ['ImportRows', 'Store', 'UrlFor', 'default_home']
 
 UrlFor = Callable[[str], str]
 
@@ -68,6 +66,15 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.conn.executescript(SCHEMA)
+        self._migrate()
+        recover_staged_media(self.home, self.media_dir, self.committed_media)
+
+    def _migrate(self) -> None:
+        """Columns added since a home was created (``CREATE TABLE IF NOT EXISTS`` keeps old
+        tables as they were)."""
+        columns = {row[1] for row in self.conn.execute('PRAGMA table_info(data_units)')}
+        if 'source_id' not in columns:
+            self.conn.execute('ALTER TABLE data_units ADD COLUMN source_id INTEGER')
 
     # -- connections -------------------------------------------------------------------------
 
@@ -187,12 +194,16 @@ class Store:
             return {}
         marks = ', '.join('?' * len(ids))
         units: dict[int, dict[str, Any]] = {}
-        for unit_id, name, width, height in self.conn.execute(
-            f'SELECT id, name, width, height FROM data_units WHERE id IN ({marks})', ids
+        for unit_id, name, width, height, source_id in self.conn.execute(
+            f'SELECT id, name, width, height, source_id FROM data_units WHERE id IN ({marks})',
+            ids,
         ):
-            units[unit_id] = {
+            unit: dict[str, Any] = {
                 'id': unit_id, 'name': name, 'width': width, 'height': height, 'files': {}
             }  # fmt: skip
+            if source_id is not None:  # only data imported with its source ids has one
+                unit['source_id'] = source_id
+            units[unit_id] = unit
         for unit_id, key, path, file_name, primary, size, checksum in self.conn.execute(
             'SELECT data_unit, key, path, file_name_original, is_primary, size, checksum '
             f'FROM files WHERE data_unit IN ({marks}) ORDER BY data_unit, id',
@@ -290,6 +301,23 @@ class Store:
     ) -> dict[str, Any]:
         """Register a storage (``file_system``: ``{"location": path}``; ``s3``/``minio``: ...)."""
         with self.transaction() as conn:
+            cur = conn.execute(
+                'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
+                [name, provider, _dumps(dict(configuration))],
+            )
+        return self.get_storage(int(cur.lastrowid or 0))
+
+    def add_storage(
+        self, name: str, provider: str, configuration: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Register a storage under a name no other storage has (compared case-insensitively,
+        in the same write transaction); ``ValueError`` naming the existing one otherwise."""
+        with self.transaction() as conn:
+            for row in conn.execute('SELECT id, name FROM storages ORDER BY id'):
+                if str(row['name']).strip().casefold() == name.strip().casefold():
+                    raise ValueError(
+                        f'a storage named {row["name"]!r} already exists (id {row["id"]})'
+                    )
             cur = conn.execute(
                 'INSERT INTO storages (name, provider, configuration) VALUES (?, ?, ?)',
                 [name, provider, _dumps(dict(configuration))],
@@ -398,15 +426,155 @@ class Store:
         )
         return int(cur.lastrowid or 0)
 
-    def import_dataset(self, dataset: ImportedDataset, title: str | None = None) -> dict[str, Any]:
-        """Load an :class:`~synapse_sdk.formats.dataset.ImportedDataset`; returns the new ids.
+    def add_file(
+        self,
+        data_unit: int,
+        key: str,
+        entry: Mapping[str, Any],
+        conn: sqlite3.Connection | None = None,
+    ) -> None:
+        """Attach a media file entry (``{path, file_name_original, size, checksum}``)."""
+        (conn or self.conn).execute(
+            'INSERT INTO files (data_unit, key, path, file_name_original, is_primary, size, '
+            'checksum) VALUES (?, ?, ?, ?, ?, ?, ?)',
+            [data_unit, key, entry.get('path'), entry['file_name_original'],
+             int(bool(entry.get('is_primary', True))), entry.get('size'), entry.get('checksum')],
+        )  # fmt: skip
 
-        Images are copied into the media directory; each becomes a data unit with one task, one
-        submitted assignment and one ground-truth event (category from the image's split).
-        """
-        from synapse_sdk.server.importer import import_dataset
+    def ensure_file_system_storage(self, location: Path, name: str = 'local storage') -> int:
+        """The id of the ``file_system`` storage at ``location`` (created when missing)."""
+        location.mkdir(parents=True, exist_ok=True)
+        for storage in self.list_storages():
+            config = storage['configuration']
+            if storage['provider'] == 'file_system' and config.get('location') == str(location):
+                return int(storage['id'])
+        return int(self.create_storage(name, 'file_system', {'location': str(location)})['id'])
 
-        return import_dataset(self, dataset, title)
+    def begin_import(
+        self, conn: sqlite3.Connection, title: str, configuration: Mapping[str, Any]
+    ) -> ImportRows:
+        """Create a project with a ground-truth dataset and version ``v1`` inside the caller's
+        transaction; the returned :class:`ImportRows` adds its data units in batches."""
+        pid = self.insert('projects', {'title': title, 'configuration': dict(configuration)}, conn)
+        dataset = self.insert('ground_truth_datasets', {'project': pid, 'name': title}, conn)
+        version = self.insert(
+            'ground_truth_dataset_versions', {'dataset': dataset, 'name': 'v1'}, conn
+        )
+        return ImportRows(conn, pid, dataset, version)
+
+    def committed_media(self, paths: Iterable[str]) -> set[str]:
+        """Which of these media paths (relative to ``media/``) a committed file row names."""
+        wanted = list(paths)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ', '.join('?' * len(chunk))
+            rows = self.conn.execute(f'SELECT path FROM files WHERE path IN ({marks})', chunk)
+            found.update(row[0] for row in rows)
+        return found
+
+
+class ImportRows:
+    """The rows of one import, written with ``executemany`` in batches inside one transaction.
+
+    Each data unit gets a task, a submitted assignment and a ground-truth event. Ids are taken
+    from the tables' current maxima: the caller's ``BEGIN IMMEDIATE`` holds the write lock, so
+    nobody else inserts meanwhile, and a data unit's id is known before its media is copied.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, project: int, dataset: int, version: int) -> None:
+        self.conn = conn
+        self.project, self.dataset, self.version = project, dataset, version
+        self._next_unit = self._max('data_units') + 1
+        self._next_task = self._max('tasks') + 1
+        self._events = 0
+        self._units: list[tuple[Any, ...]] = []
+        self._files: list[tuple[Any, ...]] = []
+        self._tasks: list[tuple[Any, ...]] = []
+        self._assignments: list[tuple[Any, ...]] = []
+        self._gt_events: list[tuple[Any, ...]] = []
+
+    def _max(self, table: str) -> int:
+        return int(self.conn.execute(f'SELECT COALESCE(MAX(id), 0) FROM {table}').fetchone()[0])
+
+    def reserve_unit(self) -> int:
+        """The id the next :meth:`add` will give its data unit."""
+        return self._next_unit
+
+    @property
+    def pending(self) -> int:
+        return len(self._units)
+
+    def add(
+        self,
+        *,
+        name: str,
+        width: int | None,
+        height: int | None,
+        file: Mapping[str, Any],
+        document: Mapping[str, Any],
+        category: str,
+        source_id: int | None = None,
+    ) -> int:
+        """Queue one data unit (with its file entry and annotation document); its id."""
+        unit, task = self._next_unit, self._next_task
+        self._next_unit += 1
+        self._next_task += 1
+        self._events += 1
+        created = now()
+        doc = _dumps(dict(document))
+        self._units.append((unit, self.project, name, width, height, created, source_id))
+        self._files.append((unit, 'image_1', file.get('path'), file['file_name_original'],
+                            file.get('size'), file.get('checksum')))  # fmt: skip
+        self._tasks.append((task, self.project, unit, 'completed', '[]', created, doc))
+        self._assignments.append((self.project, task, None, 'submitted', '[]', created, doc))
+        self._gt_events.append((self._events, self.version, unit, category, created, doc))
+        return unit
+
+    def flush(self) -> None:
+        """Write the queued rows."""
+        if not self._units:
+            return
+        c = self.conn
+        c.executemany(
+            'INSERT INTO data_units (id, project, name, width, height, created, source_id) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?)',
+            self._units,
+        )
+        c.executemany(
+            'INSERT INTO files (data_unit, key, path, file_name_original, is_primary, size, '
+            'checksum) VALUES (?, ?, ?, ?, 1, ?, ?)',
+            self._files,
+        )
+        c.executemany(
+            'INSERT INTO tasks (id, project, data_unit, status, tags, created, data) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?)',
+            self._tasks,
+        )
+        c.executemany(
+            'INSERT INTO assignments (project, task, user, status, tags, created, data) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?)',
+            self._assignments,
+        )
+        c.executemany(
+            'INSERT INTO ground_truth_events (id, version, data_unit, category, created, data) '
+            'VALUES (?, ?, ?, ?, ?, ?)',
+            self._gt_events,
+        )
+        for rows in (self._units, self._files, self._tasks, self._assignments, self._gt_events):
+            rows.clear()
+
+    @property
+    def count(self) -> int:
+        """Data units added so far (flushed or not)."""
+        return self._events
+
+    def set_configuration(self, configuration: Mapping[str, Any]) -> None:
+        """Replace the project's configuration (a reader may find classes while it reads)."""
+        self.conn.execute(
+            'UPDATE projects SET configuration = ? WHERE id = ?',
+            [_dumps(dict(configuration)), self.project],
+        )
 
 
 class _Transaction:

@@ -16,8 +16,8 @@ import logging
 import os
 import shutil
 import sys
-import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage.base import StorageLocation, name_candidates
 from synapse_sdk.storage.paths import STAGING_PREFIX, validate_name, validate_rel_path
+from synapse_sdk.storage.staging import StagingInfo, remove_meta, walk_dir
 
 __all__ = ['LocalStorage']
 
@@ -99,9 +100,6 @@ class LocalStorage(StorageLocation):
             storage_name=storage_name,
         )
         self._root_path = root_path
-        self._lock = threading.Lock()
-        # staging dir -> directories staging_dir() created for it (removed again on discard)
-        self._created: dict[Path, list[Path]] = {}
 
     def _resolve(self, rel: str, field: str) -> Path:
         rel = validate_rel_path(rel, field)
@@ -155,21 +153,17 @@ class LocalStorage(StorageLocation):
             raise StorageError(f'Export directory {parent} exists and is not a directory')
         return parent
 
-    def staging_dir(self, rel_path: str, name: str) -> Path:
-        """A fresh hidden directory inside ``<root>/<rel_path>`` (same filesystem as the target)."""
-        name = validate_name(name)
-        created: list[Path] = []
-        parent = self._parent(rel_path, created)
-        staging = parent / f'{STAGING_PREFIX}{uuid.uuid4().hex}'
-        try:
-            staging.mkdir()  # not mkdtemp: its 0700 mode would stick to the published export
-        except OSError as exc:
-            raise StorageError(
-                f'Could not create staging directory in {parent}: {exc.strerror or exc}'
-            ) from exc
-        with self._lock:
-            self._created[staging] = created
-        return staging
+    def _staging_parent(self, rel_path: str) -> Path:
+        """Staging directories are hidden siblings of the target: one rename publishes."""
+        return self._resolve(rel_path, 'path')
+
+    def _make_staging_parent(self, rel_path: str, created: list[Path]) -> Path:
+        return self._parent(rel_path, created)
+
+    def _iter_staging(self, rel: str) -> Iterator[StagingInfo]:
+        start = self._resolve(rel, 'path')
+        if start.is_dir() and not start.is_symlink():
+            yield from walk_dir(start)
 
     def publish(self, staging: Path, rel_path: str, name: str) -> str:
         """Rename ``staging`` onto the first free name of ``name``, ``name(1)``, ... ."""
@@ -178,6 +172,12 @@ class LocalStorage(StorageLocation):
         if not staging.is_dir():
             raise StorageError(f'Staging directory {staging} does not exist')
         parent = self._parent(rel_path)
+        try:
+            remove_meta(staging)  # the owner marker and journal are not part of the export
+        except OSError as exc:
+            raise StorageError(
+                f'Could not prepare {staging} for publishing: {exc.strerror or exc}'
+            ) from exc
         candidates = name_candidates(name)
         final = parent / next(candidates)
         source = staging
@@ -213,15 +213,3 @@ class LocalStorage(StorageLocation):
         self._forget(staging)
         logger.debug('Published export to %s', final)
         return str(final)
-
-    def _forget(self, staging: Path) -> list[Path]:
-        with self._lock:
-            return self._created.pop(staging, [])
-
-    def _after_discard(self, staging: Path) -> None:
-        # Remove the (now empty) directories staging_dir() created, deepest first.
-        for directory in reversed(self._forget(staging)):
-            try:
-                directory.rmdir()
-            except OSError:
-                break

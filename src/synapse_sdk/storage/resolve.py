@@ -14,6 +14,13 @@ A storage record is what the backend returns for ``GET storages/{id}/``::
 ``endpoint`` for ``endpoint_url``, ``region_name`` for ``region``. An ``s3`` storage without
 credentials uses the standard AWS chain (environment, profile, instance role); ``minio``
 requires them and an endpoint.
+
+Secrets over HTTP: the backend's ``GET storages/{id}/`` never returns a secret key (the
+embedded server leaves out every secret, password and token). A storage record without its
+secret takes the credentials from this machine's environment instead:
+``AWS_SECRET_ACCESS_KEY`` (with ``AWS_ACCESS_KEY_ID`` when set, else the record's
+``access_key``) and ``AWS_SESSION_TOKEN``, the variables every S3 tool reads. An ``s3``
+storage with neither falls back to the standard AWS chain (profile, instance role).
 """
 
 from __future__ import annotations
@@ -106,6 +113,15 @@ def _open_s3(
     secret = _pick(config, 'secret_key', 'aws_secret_access_key')
     token = _pick(config, 'session_token', 'aws_session_token')
     region = _pick(config, 'region', 'region_name')
+    from_env = False
+    if secret is None:  # a record served without its secret: this machine's credentials
+        env_secret = os.environ.get('AWS_SECRET_ACCESS_KEY') or None
+        if env_secret is not None:
+            key = os.environ.get('AWS_ACCESS_KEY_ID') or key
+            secret, token = env_secret, os.environ.get('AWS_SESSION_TOKEN') or None
+            from_env = True
+        elif provider == 's3':
+            key = None  # the standard AWS chain finds the pair (profile, instance role)
     missing = []
     if bucket is None:
         missing.append('"bucket"')
@@ -116,7 +132,17 @@ def _open_s3(
     if (provider == 'minio' or key is not None) and secret is None:
         missing.append('"secret_key" (or "aws_secret_access_key")')
     if missing:
-        raise StorageError(f'{label}: {provider} configuration is missing {", ".join(missing)}')
+        hint = ''
+        if secret is None:
+            hint = (
+                '; a backend never sends secrets, so set AWS_ACCESS_KEY_ID and '
+                'AWS_SECRET_ACCESS_KEY in the environment'
+            )
+        elif from_env and key is None:
+            hint = '; AWS_SECRET_ACCESS_KEY is set, set AWS_ACCESS_KEY_ID too'
+        raise StorageError(
+            f'{label}: {provider} configuration is missing {", ".join(missing)}{hint}'
+        )
     assert bucket is not None
     if '/' in bucket or not bucket.strip():
         raise StorageError(f'{label}: "bucket" must be a bucket name, got {bucket!r}')

@@ -154,7 +154,9 @@ def test_the_journal_hears_of_every_item_once_after_its_original_settled(local_c
     records = list(local_client.get_tasks({'project': 1})[0])
     records[2]['data_unit']['files']['image_1']['url'] = 'file:///nonexistent/x.jpg'
     items = list(TaskExportTargetHandler().get_export_item(records))
-    exporter = BaseExporter(CTX, items, tmp_path / 'out', name='j', count=len(items))
+    # The client decides where originals may come from: the local store's media directory.
+    ctx = RuntimeContext(MemoryLogger(), local_client)
+    exporter = BaseExporter(ctx, items, tmp_path / 'out', name='j', count=len(items))
     journal = Journal()
     part = ItemPipeline(exporter, journal=journal).run(items, tmp_path / 'out')
     assert sorted(i for i, _, _ in journal.done) == sorted(r['id'] for r in records)

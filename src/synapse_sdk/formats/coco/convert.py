@@ -4,16 +4,22 @@ COCO conventions written here:
 
 - ``bbox`` is ``[x, y, width, height]`` in absolute pixels, top-left origin (the document's own
   box convention, so no shift is applied);
-- polygons are ``segmentation: [[x1, y1, x2, y2, ...]]``; masks are compressed RLE
-  ``{"size": [h, w], "counts": "..."}``;
+- every annotation has a ``segmentation`` that pycocotools' ``annToMask`` accepts: polygons
+  ``[[x1, y1, x2, y2, ...]]`` (a box's four corners, a keypoint annotation's box), masks as
+  compressed RLE ``{"size": [h, w], "counts": "..."}``;
+- coordinates outside the image are clamped to it (reported); numbers are checked (NaN, inf,
+  strings and values beyond 2**31 pixels skip the annotation with the reason);
 - ``area`` is the polygon's shoelace area or the mask's pixel count, the box's ``w * h`` only
   for boxes and keypoints;
 - ``iscrowd`` is always present: 1 only when the document says ``iscrowd: true`` (a mask is not
   a crowd because it has holes);
 - keypoints are ``[x1, y1, v1, ...]`` triplets in configured order, with ``num_keypoints`` the
   number of labelled (v > 0) points; unlabelled points are written ``0, 0, 0``;
-- category ids are ``class index + category_id_start``; keypoint skeletons are 1-based in COCO
-  and 0-based in the configuration;
+- category ids are the classes' ``source_id`` (kept from a COCO import) when every class has
+  one, else ``class index + category_id_start``; keypoint skeletons are 1-based in COCO and
+  0-based in the configuration;
+- image-level labels (tool ``classification`` or no geometry) and polylines are skipped with
+  the reason;
 - a rotated box becomes its enclosing box, with its four true corners as the segmentation
   polygon (so nothing is lost; it is imported back as a polygon).
 """
@@ -24,10 +30,18 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from synapse_sdk.formats.base import ItemLog, Unsupported
+from synapse_sdk.formats.base import ItemLog, Unsupported, is_label_only
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.geometry import (
+    Point,
+    box4,
+    check_mask,
+    clamp_box,
+    clamp_points,
     enclosing_box,
+    finite,
+    keypoints3,
+    points2,
     polygon_area,
     rle_area,
     rle_bbox,
@@ -35,32 +49,53 @@ from synapse_sdk.formats.geometry import (
     rotated_corners,
 )
 
+_TOOLS = ('bounding_box', 'polygon', 'segmentation', 'keypoint')
+_GEOMETRY = {
+    'bounding_box': 'bbox',
+    'polygon': 'points',
+    'segmentation': 'mask',
+    'keypoint': 'keypoints',
+}
+
 __all__ = [
     'annotation_to_coco',
     'categories_to_coco',
+    'category_ids',
     'coco_to_annotations',
     'coco_to_configuration',
     'image_to_coco',
+    'is_box_polygon',
 ]
 
 
-def _box(values: Sequence[Any]) -> list[float]:
-    box = [float(v) for v in values[:4]]
-    if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise Unsupported('malformed bbox')
-    return box
+def categories_to_coco(
+    class_map: ClassMap, start: int = 1, *, keypoints_file: bool = False
+) -> list[dict[str, Any]]:
+    """One category per configured class, in configured order, with :func:`category_ids`.
 
-
-def categories_to_coco(class_map: ClassMap, start: int = 1) -> list[dict[str, Any]]:
-    """One category per configured class, ids ``start, start + 1, ...`` in configured order."""
+    Keypoint classes carry ``keypoints`` (names) and ``skeleton``; in a ``person_keypoints``
+    file (``keypoints_file``) every category does, empty for the others, as COCO readers such as
+    Datumaro require there."""
     out = []
-    for i, info in enumerate(class_map):
-        cat: dict[str, Any] = {'id': i + start, 'name': info.name, 'supercategory': ''}
+    for info, cat_id in zip(class_map, category_ids(class_map, start), strict=True):
+        cat: dict[str, Any] = {'id': cat_id, 'name': info.name, 'supercategory': ''}
         if info.keypoints is not None:
             cat['keypoints'] = list(info.keypoints['names'])
             cat['skeleton'] = [[a + 1, b + 1] for a, b in info.keypoints['skeleton']]
+        elif keypoints_file:
+            cat['keypoints'] = []
+            cat['skeleton'] = []
         out.append(cat)
     return out
+
+
+def category_ids(class_map: ClassMap, start: int = 1) -> list[int]:
+    """The classes' ``source_id`` when every class has one and they are unique (a dataset
+    imported from COCO keeps its ids), else ``index + start``."""
+    sources = [c.source_id for c in class_map]
+    if sources and all(isinstance(s, int) for s in sources) and len(set(sources)) == len(sources):
+        return [int(s) for s in sources if s is not None]
+    return [i + start for i in range(len(class_map))]
 
 
 def image_to_coco(
@@ -77,6 +112,13 @@ def image_to_coco(
     return image
 
 
+def _clamp_points(points: list[Point], w: int, h: int, log: ItemLog) -> list[Point]:
+    pts, changed = clamp_points(points, w, h)
+    if changed:
+        log.clamp()
+    return pts
+
+
 def annotation_to_coco(
     ann: dict[str, Any],
     *,
@@ -87,29 +129,47 @@ def annotation_to_coco(
 ) -> dict[str, Any]:
     """One document annotation as a COCO annotation, without ``id`` and ``image_id``.
 
-    Raises :class:`Unsupported` (the reason) for tools COCO cannot express (polyline,
-    classification) and for malformed or empty geometry.
+    Every result has a ``segmentation`` pycocotools' ``annToMask`` accepts: a polygon (a box's
+    four corners, a keypoint annotation's box) or an RLE mask. Coordinates are clamped to the
+    image (reported). Raises :class:`Unsupported` (the reason) for what COCO cannot express
+    (polylines, image-level labels) and for malformed, non-finite or empty geometry.
     """
     log = log or ItemLog()
     tool = ann.get('tool')
+    w, h = image_size
     out: dict[str, Any] = {'category_id': category_id, 'iscrowd': 1 if ann.get('iscrowd') else 0}
+    if tool == 'classification' or (
+        not ann.get(_GEOMETRY.get(str(tool), 'bbox'))
+        and (tool in _TOOLS or tool is None)
+        and is_label_only(ann)
+    ):
+        raise Unsupported('image-level label: coco has only objects')
     if tool == 'bounding_box':
-        box = _box(ann.get('bbox') or ())
-        if box[2] <= 0 or box[3] <= 0:
+        x, y, bw, bh = box4(ann.get('bbox'))
+        if bw <= 0 or bh <= 0:
             raise Unsupported('bounding_box with zero or negative size')
-        rotation = float(ann.get('rotation') or 0.0)
+        rotation = finite(ann['rotation'], 'rotation') if ann.get('rotation') else 0.0
         if rotation % (2 * math.pi):
-            corners = rotated_corners(box, rotation)
-            out['segmentation'] = [[c for p in corners for c in p]]
+            corners = _clamp_points(rotated_corners((x, y, bw, bh), rotation), w, h, log)
             out['bbox'] = enclosing_box(corners)
+            out['area'] = polygon_area(corners)
+            out['segmentation'] = [[c for p in corners for c in p]]
             log.convert('rotated box -> enclosing box (coco)')
         else:
+            box, changed = clamp_box((x, y, bw, bh), w, h)
+            if changed:
+                log.clamp()
+            x, y, bw, bh = box
             out['bbox'] = box
-        out['area'] = box[2] * box[3]
+            out['area'] = bw * bh
+            out['segmentation'] = [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]
+        if out['area'] <= 0:
+            raise Unsupported('box outside the image')
     elif tool == 'polygon':
-        points = [(float(p[0]), float(p[1])) for p in ann.get('points') or ()]
+        points = points2(ann.get('points'))
         if len(points) < 3:
             raise Unsupported('polygon with fewer than 3 points')
+        points = _clamp_points(points, w, h, log)
         area = polygon_area(points)
         if area <= 0:
             raise Unsupported('polygon with zero area')
@@ -117,13 +177,7 @@ def annotation_to_coco(
         out['bbox'] = enclosing_box(points)
         out['area'] = area
     elif tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)
         area = rle_area(rle)
         if area <= 0:
             raise Unsupported('empty mask')
@@ -131,38 +185,53 @@ def annotation_to_coco(
         out['bbox'] = rle_bbox(rle)
         out['area'] = float(area)
     elif tool == 'keypoint':
-        if not keypoint_names:
-            raise Unsupported('keypoint class has no keypoint names in the configuration')
-        kps = ann.get('keypoints') or []
-        if len(kps) != len(keypoint_names):
-            n = len(keypoint_names)
-            raise Unsupported(f'{len(kps)} keypoints, the configuration names {n}')
-        flat: list[float] = []
-        labelled = []
-        for kp in kps:
-            x, y, v = float(kp[0]), float(kp[1]), int(kp[2]) if len(kp) > 2 else 2
-            if v not in (0, 1, 2):
-                raise Unsupported(f'keypoint visibility {v} is not 0, 1 or 2')
-            flat += [x, y, v] if v else [0, 0, 0]
-            if v:
-                labelled.append((x, y))
-        out['keypoints'] = flat
-        out['num_keypoints'] = len(labelled)
-        if ann.get('bbox'):
-            box = _box(ann['bbox'])
-        elif labelled:
-            box = enclosing_box(labelled)
-        else:
-            raise Unsupported('keypoint annotation with no box and no labelled point')
-        out['bbox'] = box
-        out['area'] = float(ann['area']) if ann.get('area') else box[2] * box[3]
-    elif tool in ('polyline', 'classification'):
-        raise Unsupported(f'{tool} cannot be expressed in coco')
+        out.update(_keypoints(ann, keypoint_names, w, h, log))
+    elif tool == 'polyline':
+        raise Unsupported('polyline cannot be expressed in coco')
     else:
         raise Unsupported(f'unknown tool {tool!r}')
     if ann.get('attributes'):
         out['attributes'] = ann['attributes']
     return out
+
+
+def _keypoints(
+    ann: dict[str, Any], names: Sequence[str] | None, w: int, h: int, log: ItemLog
+) -> dict[str, Any]:
+    if not names:
+        raise Unsupported('keypoint class has no keypoint names in the configuration')
+    kps = keypoints3(ann.get('keypoints') or [])
+    if len(kps) != len(names):
+        raise Unsupported('keypoint count differs from the configured keypoint names')
+    labelled = _clamp_points([(x, y) for x, y, v in kps if v], w, h, log)
+    flat: list[float] = []
+    it = iter(labelled)
+    for _, _, v in kps:
+        if v:
+            px, py = next(it)
+            flat += [px, py, v]
+        else:
+            flat += [0, 0, 0]
+    if ann.get('bbox'):
+        box, changed = clamp_box(box4(ann['bbox']), w, h)
+        if changed:
+            log.clamp()
+    elif labelled:
+        box = enclosing_box(labelled)
+    else:
+        raise Unsupported('keypoint annotation with no box and no labelled point')
+    x, y, bw, bh = box
+    area = ann.get('area')
+    area = finite(area, 'area') if area is not None else bw * bh
+    if area < 0:
+        raise Unsupported('area is not a finite number')
+    return {
+        'keypoints': flat,
+        'num_keypoints': len(labelled),
+        'bbox': box,
+        'area': area or bw * bh,
+        'segmentation': [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]],
+    }
 
 
 def coco_to_annotations(
@@ -185,6 +254,8 @@ def coco_to_annotations(
         rle = rle_compress(seg)
         area = float(rle_area(rle))
         return [{**base, 'tool': 'segmentation', 'bbox': rle_bbox(rle), 'area': area, 'mask': rle}]
+    if is_box_polygon(seg, box):
+        return [{**base, 'tool': 'bounding_box', 'bbox': box, 'area': box[2] * box[3]}]
     if isinstance(seg, list) and seg:
         out = []
         parts = [p for p in seg if len(p) >= 6]
@@ -203,9 +274,24 @@ def _tool_of(coco: dict[str, Any], has_keypoints: bool) -> str:
         return 'keypoint'
     if isinstance(seg, dict):
         return 'segmentation'
-    if isinstance(seg, list) and seg:
+    if isinstance(seg, list) and seg and not is_box_polygon(seg, coco.get('bbox')):
         return 'polygon'
     return 'bounding_box'
+
+
+def is_box_polygon(seg: Any, bbox: Any) -> bool:
+    """Whether ``seg`` is the four-corner polygon of ``bbox`` (how boxes are written, so that
+    every annotation has a segmentation): such an annotation is a box, not a polygon."""
+    if not isinstance(seg, list) or len(seg) != 1 or not isinstance(seg[0], list):
+        return False
+    if len(seg[0]) != 8 or not isinstance(bbox, list) or len(bbox) != 4:
+        return False
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+        corners = {(float(seg[0][i]), float(seg[0][i + 1])) for i in range(0, 8, 2)}
+    except (TypeError, ValueError):
+        return False
+    return corners == {(x, y), (x + w, y), (x + w, y + h), (x, y + h)}
 
 
 def coco_to_configuration(

@@ -3,7 +3,8 @@
 One row per annotation, in this column order (:data:`COLUMNS`):
 
 - ``item_id``, ``file`` (the image's unique name in the export), ``file_name_original``,
-  ``split``, ``annotation_id``, ``class``, ``tool``;
+  ``split``, ``image_width``, ``image_height`` (pixels; empty when unknown), ``annotation_id``,
+  ``class``, ``tool``;
 - ``x``, ``y``, ``width``, ``height``: the document's ``bbox`` (absolute pixels, top-left
   origin), ``rotation`` (radians clockwise, boxes only), ``area``, ``iscrowd`` (0/1);
 - ``points``, ``keypoints``, ``mask``: JSON (``[[x, y], ...]``, ``[[x, y, v], ...]``, RLE);
@@ -11,7 +12,8 @@ One row per annotation, in this column order (:data:`COLUMNS`):
 
 CSV expresses every tool, so nothing is converted. An image with no annotation is written as
 one row whose annotation columns are empty: images are never dropped. Numbers are written as
-Python's shortest round-trip repr; empty cells mean "absent".
+Python's shortest round-trip repr; empty cells mean "absent". Every number is checked first: an
+annotation with NaN, inf, a string for a number or an invalid mask is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from synapse_sdk.formats.geometry import check_numbers
+
 __all__ = ['COLUMNS', 'annotation_to_row', 'empty_row', 'row_to_annotation']
 
 COLUMNS = (
@@ -27,6 +31,8 @@ COLUMNS = (
     'file',
     'file_name_original',
     'split',
+    'image_width',
+    'image_height',
     'annotation_id',
     'class',
     'tool',
@@ -49,6 +55,11 @@ _JSON = orjson.OPT_SORT_KEYS
 def _num(value: Any) -> str:
     if value is None:
         return ''
+    t = type(value)
+    if t is float:
+        return repr(value)
+    if t is int:
+        return str(value)
     if isinstance(value, bool):
         raise TypeError('boolean where a number is expected')
     return repr(float(value)) if isinstance(value, float) else str(int(value))
@@ -58,41 +69,60 @@ def _json(value: Any) -> str:
     return '' if value is None else orjson.dumps(value, option=_JSON).decode()
 
 
+def _size(value: Any) -> str:
+    return '' if value is None else str(int(value))
+
+
+def _item_cells(item: dict[str, Any]) -> list[str]:
+    """The leading cells of an item's rows (computed once per item, see :func:`item_info`)."""
+    cells = item.get('_cells')
+    if cells is None:
+        cells = item['_cells'] = [
+            str(item['item_id']),
+            item['file'],
+            item.get('file_name_original') or '',
+            item['split'],
+            _size(item.get('width')),
+            _size(item.get('height')),
+        ]
+        item['_classifications'] = _json(item.get('classifications') or {})
+        w, h = item.get('width'), item.get('height')
+        item['_size'] = (w, h) if w and h else None
+    return cells
+
+
 def empty_row(item: dict[str, Any]) -> list[str]:
-    """Row of an image without annotations. ``item``: item_id, file, original, split, cls."""
-    return [
-        str(item['item_id']),
-        item['file'],
-        item.get('file_name_original') or '',
-        item['split'],
-        *[''] * (len(COLUMNS) - 5),
-        _json(item.get('classifications') or {}),
-    ]
+    """Row of an image without annotations. ``item``: item_id, file, file_name_original,
+    split, width, height, classifications."""
+    cells = _item_cells(item)
+    return [*cells, *[''] * (len(COLUMNS) - 7), item['_classifications']]
 
 
 def annotation_to_row(ann: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    """The row of one annotation; raises ``Unsupported`` for a number or mask that is not
+    valid (see :func:`~synapse_sdk.formats.geometry.check_numbers`)."""
+    cells = _item_cells(item)
+    check_numbers(ann, item['_size'])
     bbox = ann.get('bbox')
-    box = [_num(v) for v in bbox[:4]] if bbox else ['', '', '', '']
-    if bbox and len(box) != 4:
-        raise ValueError('bbox needs 4 numbers')
+    attributes = ann.get('attributes')
     return [
-        str(item['item_id']),
-        item['file'],
-        item.get('file_name_original') or '',
-        item['split'],
+        *cells,
         str(ann.get('id') or ''),
         str(ann['category']),
         str(ann.get('tool') or ''),
-        *box,
+        *([_num(bbox[0]), _num(bbox[1]), _num(bbox[2]), _num(bbox[3])] if bbox else _NO_BOX),
         _num(ann.get('rotation')),
         _num(ann.get('area')),
         '1' if ann.get('iscrowd') else '0',
         _json(ann.get('points')),
         _json(ann.get('keypoints')),
         _json(ann.get('mask')),
-        _json(ann.get('attributes') or {}),
-        _json(item.get('classifications') or {}),
+        _json(attributes) if attributes else '{}',
+        item['_classifications'],
     ]
+
+
+_NO_BOX = ('', '', '', '')
 
 
 def _float(text: str) -> float | int:

@@ -1,29 +1,48 @@
 """CSV writer: ``annotations.csv`` (RFC 4180: comma, double-quote quoting, CRLF rows, UTF-8
-without BOM) with a header row; images go to ``images/<stem><ext>``. See ``convert`` for the
-columns."""
+without BOM) with a header row; images go to ``images/<stem><ext>``; ``project.json`` keeps the
+project schema (CONTRACTS #2). See ``convert`` for the columns.
+
+An item's rows are written as one unit: when the write fails part way (a full disk) the file is
+truncated back to where the item began, so no item is ever half in the file.
+"""
 
 from __future__ import annotations
 
 import csv
-from typing import IO, Any
+import io
+from typing import Any
 
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog
+from synapse_sdk.formats.base import (
+    AppendStream,
+    FormatItem,
+    FormatWriter,
+    ItemLog,
+    _pixels,
+    write_error,
+)
 from synapse_sdk.formats.csv.convert import COLUMNS, annotation_to_row, empty_row
 
 __all__ = ['CsvWriter']
 
 
 class CsvWriter(FormatWriter):
-    """No options of its own. Image size is not required."""
+    """No options of its own. Image size is not required (empty cells when unknown)."""
 
     name = 'csv'
     needs_size = False
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = (self.root / 'annotations.csv').open('w', encoding='utf-8', newline='')
-        self._csv = csv.writer(self._fh, lineterminator='\r\n', quoting=csv.QUOTE_MINIMAL)
-        self._csv.writerow(COLUMNS)
+        self._out = AppendStream(self.root / 'annotations.csv')
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator='\r\n', quoting=csv.QUOTE_MINIMAL)
+        self._out.write(self._encode([COLUMNS]))
+
+    def _encode(self, rows: list[Any]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerows(rows)
+        return self._buffer.getvalue().encode('utf-8')
 
     def image_relpath(self, item: FormatItem) -> str:
         return f'images/{item.file_name}'
@@ -35,17 +54,26 @@ class CsvWriter(FormatWriter):
             'file': self.image_relpath(item),
             'file_name_original': files.get('file_name_original') or '',
             'split': item.split,
+            'width': _pixels(item.width),
+            'height': _pixels(item.height),
             'classifications': item.classifications,
         }
         log = ItemLog(item.id)
         rows = self.convert_annotations(item, log, lambda ann, _: annotation_to_row(ann, info))
-        self._csv.writerows(rows or [empty_row(info)])
+        data = self._encode(rows or [empty_row(info)])
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            raise write_error(exc, 'annotations.csv', item) from exc
         log.apply(self.report)
 
     def finish(self) -> None:
-        self.abort()
+        if self._out.broken:
+            raise OSError(5, 'annotations.csv: a failed write could not be rolled back')
+        self._out.close()
+        self.write_project_json()
 
     def abort(self) -> None:
-        fh = getattr(self, '_fh', None)
-        if fh is not None and not fh.closed:
-            fh.close()
+        out = getattr(self, '_out', None)
+        if out is not None:
+            out.close()

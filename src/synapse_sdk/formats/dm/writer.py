@@ -1,21 +1,47 @@
 """DM writer: ``json/<stem>.json`` per item (the annotation document, or its DM v1 form with
-``extra_params.dm_version: 1``), originals in ``origin_files/<stem><ext>``.
+``extra_params.dm_version: 1``), originals in ``origin_files/<stem><ext>``, and
+``project.json`` with the project schema (CONTRACTS #2).
 
 Annotations whose class is not in the project configuration are left out and reported, as in
-every format; everything else is written as stored. JSON is indented, keys sorted.
+every format, and so are annotations with a number that is not valid (NaN, inf, a string, an
+invalid mask: see :func:`~synapse_sdk.formats.geometry.check_numbers`); everything else is
+written as stored. JSON is indented, keys sorted. Each file is written through a temporary name,
+so a failed write (a full disk) leaves no partial file.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from pydantic import Field, field_validator
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, option_choice
+from synapse_sdk.formats.base import (
+    CommonOptions,
+    FormatItem,
+    FormatWriter,
+    ItemLog,
+    _pixels,
+    write_file,
+)
 from synapse_sdk.formats.dm.convert import to_dm_v1
+from synapse_sdk.formats.geometry import check_numbers
 
 __all__ = ['DmWriter']
+
+
+class DmOptions(CommonOptions):
+    dm_version: Literal[1, 2] = Field(
+        2, description='2: the annotation document as stored (default); 1: the DM v1 form'
+    )
+
+    @field_validator('dm_version', mode='before')
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError('a boolean is not a version')
+        return value
 
 
 class DmWriter(FormatWriter):
@@ -23,12 +49,7 @@ class DmWriter(FormatWriter):
 
     name = 'dm'
     needs_size = False
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = super().validate_options(options)
-        out['dm_version'] = option_choice(out, 'dm_version', 2, (1, 2))
-        return out
+    Options = DmOptions
 
     def start(self) -> None:
         (self.root / 'json').mkdir(parents=True, exist_ok=True)
@@ -38,7 +59,14 @@ class DmWriter(FormatWriter):
 
     def write_item(self, item: FormatItem) -> None:
         log = ItemLog(item.id)
-        kept = self.convert_annotations(item, log, lambda ann, _: ann)
+        w, h = _pixels(item.width), _pixels(item.height)
+        size = (w, h) if w and h else None
+
+        def keep(ann: dict[str, Any], _: int) -> dict[str, Any]:
+            check_numbers(ann, size)
+            return ann
+
+        kept = self.convert_annotations(item, log, keep)
         document: dict[str, Any] = {'annotations': kept, 'classifications': item.classifications}
         try:
             if self.options['dm_version'] == 1:
@@ -46,8 +74,8 @@ class DmWriter(FormatWriter):
             data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         except (TypeError, ValueError, KeyError) as exc:
             raise ItemExportError(f'dm: cannot write the document: {exc}', item.id) from exc
-        (self.root / 'json' / f'{item.stem}.json').write_bytes(data + b'\n')
+        write_file(self.root / 'json' / f'{item.stem}.json', data + b'\n', item)
         log.apply(self.report)
 
     def finish(self) -> None:
-        pass
+        self.write_project_json()

@@ -1,22 +1,39 @@
 """Pascal VOC writer (devkit layout, written at the export root)::
 
-    Annotations/<stem>.xml      one per image, empty images included (no <object>)
-    JPEGImages/<stem><ext>      the originals, under their unique names and own extension
-    ImageSets/Main/<split>.txt  stems of each split, in export order
-    labels.txt                  the class map, one name per line (VOC has no class list)
+    Annotations/<stem>.xml          one per image, empty images included (no <object>)
+    JPEGImages/<stem><ext>          the originals, under their unique names and own extension
+    ImageSets/Main/<split>.txt      stems of each split that has items, in export order
+    ImageSets/Main/trainval.txt     the train and val (validation) stems, as the devkit has it
+    labelmap.txt                    the class map in Datumaro's format (what Datumaro and CVAT
+                                    read): ``name:color:parts:actions`` per line
+    labels.txt                      the same names, one per line (for tools that read that)
 
-``<depth>`` is 3: the size comes from the record, without decoding the image.
+``<depth>`` is 3: the size comes from the record, without decoding the image. An item is
+written all or nothing: its XML goes through a temporary name, and when a list line cannot be
+written the XML is removed again.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import IO, Any
+from typing import Any, Literal
 
-from synapse_sdk.formats.base import FormatItem, FormatWriter, ItemLog, option_int
-from synapse_sdk.formats.voc.convert import annotation_to_voc
+from pydantic import Field
+
+from synapse_sdk.formats.base import (
+    AppendStream,
+    CommonOptions,
+    FormatItem,
+    FormatWriter,
+    ItemLog,
+    write_error,
+    write_file,
+)
+from synapse_sdk.formats.voc.convert import annotation_to_voc, labelmap_name, labelmap_text
 
 __all__ = ['VocWriter', 'voc_xml']
+
+TRAINVAL = ('train', 'val', 'validation')
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
@@ -27,7 +44,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 
 
 def voc_xml(file_name: str, width: int, height: int, objects: list[dict[str, Any]]) -> str:
-    """The annotation XML of one image."""
+    """The annotation XML of one image (text already valid XML, see ``convert.xml_text``)."""
     root = ET.Element('annotation')
     _sub(root, 'folder', 'JPEGImages')
     _sub(root, 'filename', file_name)
@@ -45,6 +62,8 @@ def voc_xml(file_name: str, width: int, height: int, objects: list[dict[str, Any
                 for k in ('xmin', 'ymin', 'xmax', 'ymax'):
                     _sub(box, k, value[k])
             elif key == 'attributes':
+                if not value:
+                    continue
                 attrs = _sub(el, 'attributes')
                 for name, text in value:
                     a = _sub(attrs, 'attribute')
@@ -53,33 +72,41 @@ def voc_xml(file_name: str, width: int, height: int, objects: list[dict[str, Any
             else:
                 _sub(el, key, value)
     ET.indent(root, space='  ')
-    return ET.tostring(root, encoding='unicode') + '\n'
+    # A raw carriage return would be turned into a line feed by every XML parser.
+    return ET.tostring(root, encoding='unicode').replace('\r', '&#13;') + '\n'
+
+
+class VocOptions(CommonOptions):
+    coordinates: Literal['zero_based', 'one_based'] = Field(
+        'zero_based',
+        description='Box convention: zero_based (xmin=x, xmax=x+w: Datumaro, CVAT, Ultralytics, '
+        "MMDetection) or one_based (the VOC devkit's 1-based inclusive pixels, Detectron2)",
+    )
+    precision: int | None = Field(
+        None,
+        ge=0,
+        le=6,
+        description='Decimals of zero_based coordinates: none = exact (default), 0 = whole pixels',
+    )
 
 
 class VocWriter(FormatWriter):
-    """Options: ``precision`` (decimals of coordinates, 0-6, default 0 = whole pixels)."""
+    """Options: see :class:`VocOptions` (``coordinates``, ``precision``)."""
 
     name = 'voc'
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = super().validate_options(options)
-        out['precision'] = option_int(out, 'precision', 0, 'an integer from 0 to 6', 0, 6)
-        return out
+    Options = VocOptions
 
     def start(self) -> None:
-        self.precision: int = self.options['precision']
+        self.precision: int | None = self.options['precision']
+        self.one_based = self.options['coordinates'] == 'one_based'
         for d in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
             (self.root / d).mkdir(parents=True, exist_ok=True)
-        self._sets: dict[str, IO[str]] = {}
-        for split in self.split_spec.names:
-            self._set(split)
+        self._sets: dict[str, AppendStream] = {}
 
-    def _set(self, split: str) -> IO[str]:
-        f = self._sets.get(split)
+    def _set(self, name: str) -> AppendStream:
+        f = self._sets.get(name)
         if f is None:
-            path = self.root / 'ImageSets' / 'Main' / f'{split}.txt'
-            f = self._sets[split] = path.open('w', encoding='utf-8', newline='\n')
+            f = self._sets[name] = AppendStream(self.root / 'ImageSets' / 'Main' / f'{name}.txt')
         return f
 
     def image_relpath(self, item: FormatItem) -> str:
@@ -92,21 +119,40 @@ class VocWriter(FormatWriter):
             item,
             log,
             lambda ann, _: annotation_to_voc(
-                ann, image_size=size, precision=self.precision, log=log
+                ann, image_size=size, precision=self.precision, one_based=self.one_based, log=log
             ),
         )
         text = voc_xml(item.file_name, size[0], size[1], objects)
         path = self.root / 'Annotations' / f'{item.stem}.xml'
-        path.write_text(text, encoding='utf-8', newline='\n')
-        self._set(item.split).write(f'{item.stem}\n')
+        write_file(path, text.encode('utf-8'), item)
+        line = f'{item.stem}\n'.encode()
+        lists = [item.split] + (['trainval'] if item.split in TRAINVAL else [])
+        marks: list[tuple[AppendStream, int]] = []
+        try:
+            for name in lists:
+                stream = self._set(name)
+                marks.append((stream, stream.mark()))
+                stream.write(line)
+        except OSError as exc:
+            for stream, mark in marks:
+                try:
+                    stream.rollback(mark)
+                except OSError:
+                    stream.broken = True
+            path.unlink(missing_ok=True)
+            raise write_error(exc, f'ImageSets/Main/{item.split}.txt', item) from exc
         log.apply(self.report)
 
     def finish(self) -> None:
-        self.abort()
-        labels = ''.join(f'{name}\n' for name in self.class_map.names)
-        (self.root / 'labels.txt').write_text(labels, encoding='utf-8', newline='\n')
+        for name, stream in self._sets.items():
+            if stream.broken:
+                raise OSError(5, f'ImageSets/Main/{name}.txt: a failed write was not rolled back')
+            stream.close()
+        names = self.class_map.names
+        write_file(self.root / 'labelmap.txt', labelmap_text(names).encode('utf-8'))
+        labels = ''.join(f'{labelmap_name(name)}\n' for name in names)
+        write_file(self.root / 'labels.txt', labels.encode('utf-8'))
 
     def abort(self) -> None:
         for f in getattr(self, '_sets', {}).values():
-            if not f.closed:
-                f.close()
+            f.close()

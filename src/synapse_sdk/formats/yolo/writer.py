@@ -1,31 +1,45 @@
 """YOLO writer, Ultralytics layout::
 
-    data.yaml                 train/val/test dirs, nc, names (class-map order), kpt_shape (pose)
+    data.yaml                 path, splits, nc, names (class-map order), task; pose: kpt_shape,
+                              flip_idx, kpt_names
     images/<split>/<stem><ext>
-    labels/<split>/<stem>.txt one line per annotation; an image without labels gets an empty file
+    labels/<split>/<stem>.txt one line per object; an image without objects gets an empty file
 
-``data.yaml`` has no ``path`` key unless ``extra_params.path`` gives one: without it Ultralytics
-resolves the split dirs against the yaml's own directory, which stays right wherever the export
-is moved (an absolute path written at export time would point into the temporary directory).
-Ultralytics requires a ``val`` entry; when no split is named ``val`` / ``validation`` it points
-at the train images. ``task`` and (pose) ``kpt_names`` are written too, so imports are exact.
+``task=classify`` writes Ultralytics' classification layout instead: ``<split>/<class>/<stem>
+<ext>`` (the original goes into the folder of the image's image-level class; no label files).
+Ultralytics is single-label: an image with several image-level labels goes into the folder of
+the first (in annotation order), the others are reported as skipped; an image without one is a
+failed item with that reason (Ultralytics has no folder for it).
+
+``data.yaml``: ``path`` is ``.`` (the folder of the yaml; Ultralytics 8.3 and later resolve it
+so; ``-o path=/abs/dir`` writes another), splits are declared only when they have items (no
+``val:`` pointing at an empty folder). Ultralytics requires ``val``: when no item went to a
+``val`` / ``validation`` split it points at the train images. Pose datasets get ``flip_idx``
+(which keypoint each one becomes in a mirrored image) from the configuration's ``flip_idx``,
+else from ``left``/``right`` name pairs; it is left out (and reported) when the keypoint
+classes disagree. ``task`` and (pose) ``kpt_names`` are written too, so imports are exact.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field
 
-from synapse_sdk.errors import ParamsError
+from synapse_sdk.errors import ItemExportError, ParamsError
 from synapse_sdk.formats.base import (
+    CommonOptions,
     FormatItem,
     FormatWriter,
     ItemLog,
-    option_choice,
-    option_int,
+    is_label_only,
+    write_error,
+    write_file,
 )
-from synapse_sdk.formats.yolo.convert import TASKS, annotation_to_yolo
+from synapse_sdk.formats.names import safe_basename
+from synapse_sdk.formats.yolo.convert import YoloConverter, flip_index
 
 __all__ = ['YoloWriter', 'yaml_key']
 
@@ -35,25 +49,31 @@ def yaml_key(split: str) -> str:
     return 'val' if split == 'validation' else split
 
 
+class YoloOptions(CommonOptions):
+    task: Literal['detect', 'segment', 'pose', 'obb', 'classify'] = Field(
+        'detect',
+        description='Ultralytics task: detect (boxes), segment (polygons), pose (keypoints), '
+        'obb (rotated boxes) or classify (image-level labels as class folders)',
+    )
+    precision: int = Field(6, ge=1, le=12, description='Decimals of the normalised coordinates')
+    path: str = Field(
+        '.', description='The data.yaml "path" (dataset root); default "." (the yaml\'s folder)'
+    )
+
+
 class YoloWriter(FormatWriter):
-    """Options: ``task`` (detect|segment|pose|obb, default detect), ``precision`` (decimals,
-    1-12, default 6), ``path`` (written as data.yaml ``path``; default: omitted)."""
+    """Options: see :class:`YoloOptions` (``task``, ``precision``, ``path``)."""
 
     name = 'yolo'
+    Options = YoloOptions
 
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = super().validate_options(options)
-        out['task'] = option_choice(out, 'task', 'detect', TASKS)
-        out['precision'] = option_int(out, 'precision', 6, 'an integer from 1 to 12', 1, 12)
-        path = out.get('path')
-        if path is not None and not isinstance(path, str):
-            raise ParamsError('Invalid extra_params', [('extra_params.path', 'must be a string')])
-        return out
-
-    def start(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.task: str = self.options['task']
         self.precision: int = self.options['precision']
+        self.needs_size = self.task != 'classify'
+
+    def start(self) -> None:
         self.kpt_count = max(
             (len(c.keypoints['names']) for c in self.class_map if c.keypoints), default=0
         )
@@ -62,61 +82,165 @@ class YoloWriter(FormatWriter):
                 'Invalid extra_params',
                 [('extra_params.task', 'pose needs a class with keypoints in the configuration')],
             )
-        self._splits: list[str] = []
-        for split in self.split_spec.names:
-            self._make(split)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._items: dict[str, int] = {}  # split -> items written
+        self._made: dict[str, str] = {}  # split -> its label folder
+        if self.task == 'classify':
+            self._class_dirs = _class_dirs(self.class_map.names)
+            self._chosen: dict[Any, tuple[int, list[str]] | None] = {}
+        else:
+            self._converter = YoloConverter(self.task, self.precision, self.kpt_count)
 
-    def _make(self, split: str) -> None:
-        if split not in self._splits:
-            (self.root / 'images' / split).mkdir(parents=True, exist_ok=True)
-            (self.root / 'labels' / split).mkdir(parents=True, exist_ok=True)
-            self._splits.append(split)
+    # --- classify --------------------------------------------------------------------------
+    def _image_label(self, item: FormatItem) -> tuple[int, list[str]] | None:
+        """(class index of the first image-level label, the other image-level classes)."""
+        if item.id in self._chosen:
+            return self._chosen[item.id]
+        first: int | None = None
+        others: list[str] = []
+        for ann in item.annotations:
+            if not isinstance(ann, dict) or not is_label_only(ann):
+                continue
+            category = ann.get('category')
+            index = self.class_map.index(category) if isinstance(category, str) else None
+            if index is None:
+                continue
+            if first is None:
+                first = index
+            else:
+                others.append(str(ann.get('id')))
+        chosen = None if first is None else (first, others)
+        self._chosen = {item.id: chosen}  # only the current item is asked about twice
+        return chosen
 
-    def image_relpath(self, item: FormatItem) -> str:
-        return f'images/{item.split}/{item.file_name}'
+    def image_relpath(self, item: FormatItem) -> str | None:
+        if self.task != 'classify':
+            return f'images/{item.split}/{item.file_name}'
+        chosen = self._image_label(item)
+        if chosen is None:
+            return None
+        return f'{item.split}/{self._class_dirs[chosen[0]]}/{item.file_name}'
 
-    def write_item(self, item: FormatItem) -> None:
-        size = self.require_size(item)
+    def _write_classify(self, item: FormatItem) -> None:
+        chosen = self._image_label(item)
+        if chosen is None:
+            raise ItemExportError(
+                'yolo classify: the image has no image-level label (a classification '
+                'annotation of a configured class), so it has no class folder',
+                item_id=item.id,
+                file=item.file_name,
+            )
         log = ItemLog(item.id)
-        lines = self.convert_annotations(
-            item,
-            log,
-            lambda ann, index: annotation_to_yolo(
-                ann,
-                class_index=index,
-                image_size=size,
-                task=self.task,
-                precision=self.precision,
-                kpt_count=self.kpt_count,
-                log=log,
-            ),
-        )
-        self._make(item.split)
-        text = ''.join(f'{line}\n' for line in lines)
-        path = self.root / 'labels' / item.split / f'{item.stem}.txt'
-        path.write_text(text, encoding='utf-8', newline='\n')
+        first_done = False
+        for ann in item.annotations:
+            if not isinstance(ann, dict):
+                log.skip(f'malformed annotation (a {type(ann).__name__}, not an object)')
+                continue
+            log.annotation_id = ann.get('id')
+            index = self.known_class(ann, log)
+            if index is None:
+                continue
+            if not is_label_only(ann):
+                log.skip('object annotation: yolo classify has only image-level labels')
+            elif first_done:
+                log.skip('yolo classify is single-label: a further image-level label skipped')
+            else:
+                first_done = True
+                log.exported(ann['category'], str(ann.get('tool') or 'classification'))
+        folder = self.root / item.split / self._class_dirs[chosen[0]]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, f'{item.split}/{self._class_dirs[chosen[0]]}', item) from exc
+        self._items[item.split] = self._items.get(item.split, 0) + 1
         log.apply(self.report)
 
+    # --- object tasks ------------------------------------------------------------------------
+    def write_item(self, item: FormatItem) -> None:
+        if self.task == 'classify':
+            self._write_classify(item)
+            return
+        w, h = self.require_size(item)
+        log = ItemLog(item.id)
+        line = self._converter.line
+        lines = self.convert_annotations(item, log, lambda ann, index: line(ann, index, w, h, log))
+        folder = self._made.get(item.split) or self._make(item)
+        data = ('\n'.join(lines) + '\n').encode() if lines else b''
+        write_file(f'{folder}{item.stem}.txt', data, item)
+        self._items[item.split] = self._items.get(item.split, 0) + 1
+        log.apply(self.report)
+
+    def _make(self, item: FormatItem) -> str:
+        """Create the split's folders; the label folder as a string ending in a separator."""
+        split = item.split
+        try:
+            (self.root / 'images' / split).mkdir(parents=True, exist_ok=True)
+            (self.root / 'labels' / split).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, f'labels/{split}', item) from exc
+        folder = self._made[split] = os.path.join(self.root, 'labels', split, '')
+        return folder
+
+    # --- summary -----------------------------------------------------------------------------
     def data_yaml(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        if self.options.get('path'):
-            data['path'] = self.options['path']
-        for split in self._splits:
-            data[yaml_key(split)] = f'images/{split}'
+        data: dict[str, Any] = {'path': self.options['path']}
+        classify = self.task == 'classify'
+        splits = [s for s in self.split_spec.names if self._items.get(s)]
+        splits += sorted(s for s in self._items if s not in splits)
+        for split in splits:
+            data[yaml_key(split)] = split if classify else f'images/{split}'
         if 'val' not in data and 'train' in data:
             data['val'] = data['train']
-        data['task'] = self.task
         data['nc'] = len(self.class_map)
         data['names'] = dict(enumerate(self.class_map.names))
+        data['task'] = self.task
         if self.task == 'pose':
             data['kpt_shape'] = [self.kpt_count, 3]
+            flip = self._flip_idx()
+            if flip is not None:
+                data['flip_idx'] = flip
             data['kpt_names'] = {
                 i: list(c.keypoints['names']) for i, c in enumerate(self.class_map) if c.keypoints
             }
         return data
 
+    def _flip_idx(self) -> list[int] | None:
+        """One ``flip_idx`` for ``kpt_shape``; ``None`` (reported) when the classes disagree."""
+        found: list[list[int]] = []
+        for c in self.class_map:
+            if not c.keypoints:
+                continue
+            names = c.keypoints['names']
+            flip = list(c.keypoints.get('flip_idx') or flip_index(names))
+            flip += list(range(len(flip), self.kpt_count))  # padding points stay themselves
+            if flip not in found:
+                found.append(flip)
+        if len(found) == 1:
+            return found[0]
+        self.report.extra.setdefault('warnings', []).append(
+            'yolo pose: keypoint classes mirror their points differently; flip_idx left out '
+            '(Ultralytics then turns off left-right flip augmentation)'
+        )
+        return None
+
     def finish(self) -> None:
         text = yaml.safe_dump(
             self.data_yaml(), sort_keys=False, allow_unicode=True, default_flow_style=None
         )
-        (self.root / 'data.yaml').write_text(text, encoding='utf-8', newline='\n')
+        path = self.root / 'data.yaml'
+        path.write_text(text, encoding='utf-8', newline='\n')
+
+
+def _class_dirs(names: list[str]) -> list[str]:
+    """A safe, unique folder name per class (case-insensitively unique)."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for i, name in enumerate(names):
+        base = safe_basename(name, fallback=f'class_{i}')
+        candidate, n = base, 0
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f'{base}_{n}'
+        taken.add(candidate.casefold())
+        out.append(candidate)
+    return out

@@ -1,4 +1,5 @@
-"""The built-in format exporters: COCO, YOLO, Pascal VOC, CSV and DM JSON.
+"""The built-in format exporters: COCO, YOLO, Pascal VOC, CSV, DM JSON, CVAT, LabelMe and
+Parquet.
 
 Each is a template exporter on the public API whose sink is a streaming
 :class:`~synapse_sdk.formats.base.FormatWriter`, driven directly through its own life
@@ -52,7 +53,11 @@ class WriterSink:
         self.root = root
         writer_cls = get_writer(ex.format_name)
         self.writer = writer_cls(
-            root, ClassMap.from_configuration(configuration), options, ex.report
+            root,
+            ClassMap.from_configuration(configuration),
+            options,
+            ex.report,
+            project=project if isinstance(project, dict) else None,
         )
         ex.writer = self.writer
         self.writer.start()
@@ -131,11 +136,18 @@ class WriterSink:
         if not url:
             return None, None
         from synapse_sdk.storage import Downloader
+        from synapse_sdk.storage.download import policy_for
 
-        with Downloader(max_workers=1) as downloader:
+        policy = policy_for(self.exporter.ctx.client)  # originals only from the backend's media
+        with Downloader(max_workers=1, policy=policy) as downloader:
             if dest is not None:
                 try:
-                    downloader.download(str(url), dest)
+                    downloader.download(
+                        str(url),
+                        dest,
+                        size=item.files.get('size'),
+                        checksum=item.files.get('checksum'),
+                    )
                 except Exception as exc:
                     raise ItemExportError(
                         f'image size unknown and the original could not be read: {exc}',
@@ -217,9 +229,15 @@ YoloExporter = _exporter('yolo')
 VocExporter = _exporter('voc')
 CsvExporter = _exporter('csv')
 DmExporter = _exporter('dm')
+CvatExporter = _exporter('cvat')
+LabelmeExporter = _exporter('labelme')
+ParquetExporter = _exporter('parquet')
 
 CocoExportAction = _action(CocoExporter)
 YoloExportAction = _action(YoloExporter)
 VocExportAction = _action(VocExporter)
 CsvExportAction = _action(CsvExporter)
 DmExportAction = _action(DmExporter)
+CvatExportAction = _action(CvatExporter)
+LabelmeExportAction = _action(LabelmeExporter)
+ParquetExportAction = _action(ParquetExporter)

@@ -2,14 +2,101 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from collections.abc import Callable
-from typing import Generic
+from types import FrameType
+from typing import Any, Generic
 
 from synapse_sdk.errors import RollbackError, StepError
 from synapse_sdk.plugins.steps.base import BaseStep, C, StepResult
 from synapse_sdk.plugins.steps.registry import StepRegistry
 
+__all__ = ['Interrupted', 'Orchestrator', 'ProgressReporter', 'SignalGuard']
+
+logger = logging.getLogger(__name__)
+
 ProgressReporter = Callable[[float], None]
+
+#: Signals that stop a run the way Ctrl-C does: roll back, then exit non-zero.
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ('SIGINT', 'SIGTERM', 'SIGHUP') if hasattr(signal, name)
+)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run was stopped by a signal; ``signum`` says which (``exit_code`` is 128 + it).
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C handles SIGTERM and SIGHUP the same
+    way, and ``except Exception`` in a step or plugin cannot swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        try:
+            self.signal_name = signal.Signals(signum).name
+        except ValueError:
+            self.signal_name = f'signal {signum}'
+        super().__init__(f'interrupted by {self.signal_name}')
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        return f'interrupted by {self.signal_name}'
+
+
+class SignalGuard:
+    """While active, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` when *armed* and are
+    held back (``pending``) when not, e.g. while a rollback runs.
+
+    Only signals still at their default disposition are taken over (an application's own
+    handlers, and ``nohup``'s ignored SIGHUP, are left alone), and only in the main thread; the
+    previous handlers are restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.pending: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalGuard:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in STOP_SIGNALS:
+            current = signal.getsignal(signum)
+            if current not in (signal.SIG_DFL, signal.default_int_handler):
+                continue
+            try:
+                signal.signal(signum, self._handle)
+            except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+                continue
+            self._previous[signum] = current
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.armed = False
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.armed:
+            self.armed = False  # a second signal must not cut the rollback short
+            raise Interrupted(signum)
+        self.pending.append(signum)
+
+    def arm(self) -> None:
+        """Raise on the next signal; at once if one arrived while disarmed."""
+        if self.pending:
+            signum = self.pending.pop(0)
+            raise Interrupted(signum)
+        self.armed = True
+
+    def disarm(self) -> None:
+        self.armed = False
 
 
 class Orchestrator(Generic[C]):
@@ -21,10 +108,17 @@ class Orchestrator(Generic[C]):
       the failing one included, is rolled back in reverse order. A rollback that raises is
       recorded in ``context.errors`` and never hides the original failure, which is raised as
       :class:`StepError` naming the step, with the original exception as its cause.
+    - Signals: in the main thread SIGTERM and SIGHUP stop a run like Ctrl-C (SIGINT) does: the
+      running step is interrupted, everything is rolled back, and :class:`Interrupted` (a
+      ``KeyboardInterrupt`` carrying ``signum``) propagates. Signals arriving during the
+      rollback wait until it is done, so a second Ctrl-C cannot leave a half-removed staging
+      directory behind. One arriving after the last step succeeded (the export is published)
+      is recorded in ``late_signal`` and the run returns normally.
     - Progress: ``report(fraction)`` receives overall completion in [0, 1], never decreasing.
       A step's share is its weight over the sum of weights (all zero: equal shares); a step may
       report progress inside its share with ``context.set_progress(current, total)``; a skipped
-      step counts as done.
+      step counts as done. A reporter that raises is logged and ignored: reporting never
+      changes a run's outcome.
     """
 
     def __init__(
@@ -37,6 +131,8 @@ class Orchestrator(Generic[C]):
         self.context = context
         self._report = report
         self._done = 0.0
+        self._report_failed = False
+        self.late_signal: int | None = None
 
     def _shares(self) -> list[float]:
         weights = [float(step.progress_weight) for step in self.steps]
@@ -50,10 +146,27 @@ class Orchestrator(Generic[C]):
         if fraction > self._done or (fraction == 1.0 and self._done < 1.0):
             self._done = fraction
             if self._report is not None:
-                self._report(fraction)
+                try:
+                    self._report(fraction)
+                except Exception:
+                    if not self._report_failed:
+                        logger.warning('Progress reporting failed; ignored', exc_info=True)
+                    self._report_failed = True
 
     def run(self) -> list[StepResult]:
-        """Run every step; return the results. Raises :class:`StepError` on failure."""
+        """Run every step; return the results. Raises :class:`StepError` on failure and
+        :class:`Interrupted` (or the ``KeyboardInterrupt``) when stopped, after rolling back."""
+        with SignalGuard() as guard:
+            results = self._run(guard)
+            if guard.pending:
+                self.late_signal = guard.pending[0]
+                logger.warning(
+                    'Received %s after the last step completed; the run is complete',
+                    Interrupted(guard.pending[0]).signal_name,
+                )
+            return results
+
+    def _run(self, guard: SignalGuard) -> list[StepResult]:
         ctx = self.context
         executed: list[tuple[BaseStep[C], StepResult]] = []
         base = 0.0
@@ -61,7 +174,10 @@ class Orchestrator(Generic[C]):
             ctx.current_step = step.name
             ctx._progress_callback = self._inside(base, share)
             failure: BaseException | None = None
+            started = False
             try:
+                guard.arm()  # raises at once for a signal that came between steps
+                started = True
                 if step.can_skip(ctx):
                     result = StepResult(success=True, skipped=True)
                 else:
@@ -70,16 +186,22 @@ class Orchestrator(Generic[C]):
                         raise TypeError(
                             f'execute() must return a StepResult, got {type(result).__name__}'
                         )
+                guard.disarm()
             except BaseException as exc:  # KeyboardInterrupt too: roll back, then re-raise it
+                guard.disarm()
                 failure = exc
                 result = StepResult(success=False, error=f'{type(exc).__name__}: {exc}')
             finally:
                 ctx._progress_callback = None
             ctx.step_results.append(result)
-            executed.append((step, result))
+            if started:  # a step stopped before it began has nothing to roll back
+                executed.append((step, result))
             if not result.success:
                 self._rollback(executed)
                 ctx.current_step = None
+                if guard.pending:
+                    logger.info('Signals received during the rollback: %s', guard.pending)
+                    guard.pending.clear()
                 if failure is not None and not isinstance(failure, Exception):
                     raise failure
                 message = result.error or 'step reported failure'

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from synapse_sdk.plugins.steps import BaseStepContext
 
 if TYPE_CHECKING:
-    from synapse_sdk.clients.backend import BackendClient
+    from synapse_sdk.clients.base import ClientBase
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ExportContext(BaseStepContext):
     output_path: str | None = None
 
     @property
-    def client(self) -> BackendClient:
+    def client(self) -> ClientBase:
         """Backend client from runtime context."""
         if self.runtime_ctx.client is None:
             raise RuntimeError('No client in runtime context')

@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
+from synapse_sdk.clients.base import ClientBase
 from synapse_sdk.errors import ExportError, NotFoundError, ParamsError, StepError
 from synapse_sdk.plugins.actions.export.action import BaseExportAction
 from synapse_sdk.plugins.actions.export.context import ExportContext
@@ -110,7 +111,7 @@ class InitializeStep(_ActionStep):
 
     @staticmethod
     def _project(
-        client: Any, handler: ExportTargetHandler, filters: dict[str, Any]
+        client: ClientBase, handler: ExportTargetHandler, filters: dict[str, Any]
     ) -> dict[str, Any] | None:
         try:
             project_id = handler.project_id(client, filters)

@@ -48,6 +48,7 @@ from synapse_sdk.plugins.actions.export.run import ExporterRunAdapter
 from synapse_sdk.plugins.actions.export.sinks import JSON_KEY, ORIGIN_KEY, TemplateSink, as_status
 from synapse_sdk.plugins.context import RuntimeContext
 from synapse_sdk.storage import Downloader, DownloadError, sanitize_url
+from synapse_sdk.storage.download import policy_for
 
 __all__ = ['BaseExporter', 'ItemContext', 'ItemState', 'dump_json']
 
@@ -269,14 +270,19 @@ class BaseExporter:
         if recorder is None:
             raise RuntimeError('download_original is only available while items are exported')
         if self._downloader is None:
-            self._downloader = Downloader(max_workers=int(self.params.get('download_workers', 8)))
+            self._downloader = Downloader(
+                max_workers=int(self.params.get('download_workers', 8)),
+                policy=policy_for(self.ctx.client),  # originals only from the backend's media
+            )
         parent = dest.parent
         if parent not in self._made_dirs:
             parent.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(parent)
         item.background = True
         item.original_status = ExportStatus.STAND_BY
-        future = self._downloader.submit(url, dest)
+        future = self._downloader.submit(
+            url, dest, size=item.files.get('size'), checksum=item.files.get('checksum')
+        )
 
         def done(fut: Future[Path], item: ItemContext = item) -> None:
             exc: BaseException | None
@@ -310,8 +316,10 @@ class BaseExporter:
     def wait_for_downloads(self, cancel: bool = False) -> None:
         """Wait for (or, with ``cancel``, stop) the background downloads."""
         if self._downloader is not None:
-            downloader, self._downloader = self._downloader, None
-            downloader.close(cancel=cancel)
+            # Forgotten only once closed: a close cut short by a signal must be waited for again
+            # by the rollback, or download threads write into a staging dir being removed.
+            self._downloader.close(cancel=cancel)
+            self._downloader = None
 
     def allocate_stem(self, item: dict[str, Any]) -> tuple[str, str]:
         """The unique output ``(stem, ext)`` of an item, from its original file name."""

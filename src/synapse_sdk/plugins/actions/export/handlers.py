@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -30,6 +30,9 @@ from synapse_sdk.plugins.actions.export.selection import (
     dominant_class,
 )
 from synapse_sdk.server.filters import TARGETS, check_filter_values
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.base import ClientBase
 
 ExportItem = dict[str, Any]
 
@@ -78,7 +81,7 @@ class ExportTargetHandler(ABC):
     #: The plan of the current export (set by :meth:`plan`).
     selection: SelectionPlan | None = None
 
-    def validate_filter(self, filters: dict[str, Any], client: Any) -> dict[str, Any]:
+    def validate_filter(self, filters: dict[str, Any], client: ClientBase) -> dict[str, Any]:
         """Check ``filters``; return them (possibly normalised) or raise ``ParamsError``.
 
         Values outside a field's known set (``status=approvd``) are refused here, before the
@@ -104,20 +107,20 @@ class ExportTargetHandler(ABC):
         return filters
 
     @abstractmethod
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         """``(lazy iterator of records, total count)``."""
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return self.get_results(client, filters)[1]
 
-    def project_id(self, client: Any, filters: dict[str, Any]) -> int | None:
+    def project_id(self, client: ClientBase, filters: dict[str, Any]) -> int | None:
         """The project whose configuration (class map) the records follow."""
         value = filters.get('project')
         return int(value) if value is not None else None
 
     def plan(
         self,
-        client: Any,
+        client: ClientBase,
         filters: dict[str, Any],
         params: dict[str, Any],
         project: dict[str, Any] | None = None,
@@ -180,7 +183,7 @@ class ExportTargetHandler(ABC):
 
     def collect(
         self,
-        client: Any,
+        client: ClientBase,
         filters: dict[str, Any],
         project: dict[str, Any] | None = None,
         classes: bool = False,
@@ -209,7 +212,7 @@ class ExportTargetHandler(ABC):
                      record.get('created'), cls)  # fmt: skip
         return rows
 
-    def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def fetch(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         """Every record the filter matches, unplanned: ``(lazy iterator, total)``."""
         return self.get_results(client, filters)
 
@@ -240,6 +243,8 @@ class ExportTargetHandler(ABC):
             'data': normalize_data(record.get('data')),
             'files': primary_file(data_unit) if isinstance(data_unit, dict) else {},
             'data_unit': {key: data_unit.get(key) for key in ('id', 'name', 'width', 'height')}
+            # the source's own image id, kept by an import (CONTRACTS #1)
+            | ({'source_id': data_unit['source_id']} if 'source_id' in data_unit else {})
             if isinstance(data_unit, dict)
             else {},
         }
@@ -258,16 +263,16 @@ class ListTargetHandler(ExportTargetHandler):
     """
 
     @abstractmethod
-    def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def fetch(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         """Every record the filter matches: ``(lazy iterator, total)``."""
 
-    def get_results(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def get_results(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         records, total = self.fetch(client, filters)
         if self.selection is None:
             return records, total
         return self.selection.select(records), self.selection.count
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return self.fetch(client, filters)[1]
 
 
@@ -278,10 +283,10 @@ class AssignmentExportTargetHandler(ListTargetHandler):
     noun = 'assignment'
     reviewed = True
 
-    def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def fetch(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         return client.get_assignments(filters)
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return int(client.count_assignments(filters))
 
 
@@ -291,10 +296,10 @@ class TaskExportTargetHandler(ListTargetHandler):
     has_categories = False
     noun = 'task'
 
-    def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def fetch(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         return client.get_tasks(filters)
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return int(client.count_tasks(filters))
 
 
@@ -305,14 +310,14 @@ class GroundTruthExportTargetHandler(ListTargetHandler):
     noun = 'ground-truth event'
     key = 'pgh_id'  # an event's id repeats across versions; pgh_id is unique
 
-    def fetch(self, client: Any, filters: dict[str, Any]) -> tuple[Any, int]:
+    def fetch(self, client: ClientBase, filters: dict[str, Any]) -> tuple[Any, int]:
         events = client.list_ground_truth_events(params=filters, list_all=True)
         return events, len(events)
 
-    def count(self, client: Any, filters: dict[str, Any]) -> int:
+    def count(self, client: ClientBase, filters: dict[str, Any]) -> int:
         return int(client.count_ground_truth_events(filters))
 
-    def project_id(self, client: Any, filters: dict[str, Any]) -> int | None:
+    def project_id(self, client: ClientBase, filters: dict[str, Any]) -> int | None:
         version = client.get_ground_truth_version(filters['ground_truth_dataset_version'])
         project = version.get('project')
         if isinstance(project, dict):

@@ -1,0 +1,1 @@
+"""Built-in labelme export plugin: its config.yaml is beside this file."""

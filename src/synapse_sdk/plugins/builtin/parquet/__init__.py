@@ -1,0 +1,1 @@
+"""Built-in parquet export plugin: its config.yaml is beside this file."""

@@ -1,0 +1,127 @@
+"""YOLO import: Darknet layout, folders without data.yaml, Roboflow entries, bad lines counted,
+every image path inside the dataset folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from synapse_sdk.errors import ParamsError
+from synapse_sdk.formats.yolo.reader import read_dataset
+
+from .helpers import save_image
+
+
+def darknet(root: Path, absolute: bool = False) -> None:
+    """What CVAT's "YOLO 1.1" and Datumaro's ``yolo`` exports look like."""
+    (root / 'obj.names').parent.mkdir(parents=True, exist_ok=True)
+    (root / 'obj.names').write_text('cat\ndog\n', encoding='utf-8')
+    (root / 'obj.data').write_text(
+        'classes = 2\ntrain = data/train.txt\nvalid = data/valid.txt\nnames = data/obj.names\n'
+        'backup = backup/\n',
+        encoding='utf-8',
+    )
+    for split, stem in (('train', 'a'), ('valid', 'b')):
+        save_image(root / f'obj_{split}_data' / f'{stem}.jpg', 100, 50)
+        (root / f'obj_{split}_data' / f'{stem}.txt').write_text('1 0.5 0.5 0.2 0.4\n', 'utf-8')
+        (root / f'{split}.txt').write_text(f'data/obj_{split}_data/{stem}.jpg\n', 'utf-8')
+
+
+def test_darknet_layout(tmp_path: Path) -> None:
+    darknet(tmp_path)
+    dataset = read_dataset(tmp_path)
+    images = list(dataset.images)
+    assert [c['name'] for c in dataset.configuration['classes']] == ['cat', 'dog']
+    assert [(i.file_name, i.split) for i in images] == [('a.jpg', 'train'),
+                                                        ('b.jpg', 'validation')]  # fmt: skip
+    (ann,) = images[0].annotations
+    assert ann['category'] == 'dog'
+    assert ann['bbox'] == pytest.approx([40, 15, 20, 20])
+
+
+def test_darknet_obj_data_given_as_the_path(tmp_path: Path) -> None:
+    darknet(tmp_path)
+    assert len(list(read_dataset(tmp_path / 'obj.data').images)) == 2
+
+
+@pytest.mark.parametrize('layout', ['images/train', 'train/images', 'flat'])
+def test_without_data_yaml_the_classes_come_from_the_command_line(tmp_path: Path, layout: str):
+    folder = tmp_path if layout == 'flat' else tmp_path / layout
+    labels = folder if layout == 'flat' else Path(str(folder).replace('images', 'labels'))
+    save_image(folder / 'x.jpg', 100, 50)
+    labels.mkdir(parents=True, exist_ok=True)
+    (labels / 'x.txt').write_text('2 0.5 0.5 0.2 0.4\n', encoding='utf-8')
+    with pytest.raises(ParamsError, match='--classes'):
+        read_dataset(tmp_path)
+    dataset = read_dataset(tmp_path, classes='a,b,c')
+    (image,) = list(dataset.images)
+    assert image.annotations[0]['category'] == 'c'
+    assert image.split == (None if layout == 'flat' else 'train')
+    names = tmp_path.parent / f'{tmp_path.name}.names.txt'
+    names.write_text('a\nb\nc\n', encoding='utf-8')
+    assert [c['name'] for c in read_dataset(tmp_path, classes=str(names)).configuration[
+        'classes']] == ['a', 'b', 'c']  # fmt: skip
+
+
+def test_a_names_file_in_the_folder_is_used(tmp_path: Path) -> None:
+    save_image(tmp_path / 'images' / 'x.jpg', 10, 10)
+    (tmp_path / 'classes.txt').write_text('one\ntwo\n', encoding='utf-8')
+    dataset = read_dataset(tmp_path)
+    assert [c['name'] for c in dataset.configuration['classes']] == ['one', 'two']
+    assert len(list(dataset.images)) == 1
+
+
+def test_roboflow_parent_relative_entries(tmp_path: Path) -> None:
+    (tmp_path / 'data.yaml').write_text(
+        'train: ../train/images\nval: ../valid/images\nnc: 1\nnames: [cell]\n', encoding='utf-8'
+    )
+    for split in ('train', 'valid'):
+        save_image(tmp_path / split / 'images' / f'{split}.jpg', 10, 10)
+    images = list(read_dataset(tmp_path).images)
+    assert [(i.file_name, i.split) for i in images] == [('train.jpg', 'train'),
+                                                        ('valid.jpg', 'validation')]  # fmt: skip
+
+
+def test_bad_label_lines_are_skipped_and_counted(tmp_path: Path) -> None:
+    darknet(tmp_path)
+    (tmp_path / 'obj_train_data' / 'a.txt').write_text(
+        '1 0.5 0.5 0.2 0.4\n7 0.5 0.5 0.1 0.1\n0 x 0.5 0.1 0.1\n0 0.5 0.5 nan 0.1\n', 'utf-8'
+    )
+    dataset = read_dataset(tmp_path)
+    images = list(dataset.images)
+    assert len(images[0].annotations) == 1
+    assert dataset.report.as_dict()['skipped'] == {
+        'annotation: class index not in names': 1,
+        'annotation: malformed label line': 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ('entry', 'reason'),
+    [('/etc/passwd', 'absolute path'), ('../secret.jpg', 'path outside the images folder'),
+     ('data/link.jpg', 'path outside the images folder')],
+)  # fmt: skip
+def test_list_entries_stay_inside_the_dataset(tmp_path: Path, entry: str, reason: str) -> None:
+    save_image(tmp_path / 'secret.jpg', 10, 10)
+    root = tmp_path / 'ds'
+    darknet(root)
+    os.symlink(tmp_path / 'secret.jpg', root / 'link.jpg')
+    (root / 'train.txt').write_text(f'{entry}\ndata/obj_train_data/a.jpg\n', encoding='utf-8')
+    dataset = read_dataset(root)
+    images = list(dataset.images)
+    assert [i.file_name for i in images] == ['a.jpg', 'b.jpg']
+    assert dataset.report.as_dict()['skipped'] == {f'image: {reason}': 1}
+
+
+def test_a_split_folder_outside_the_dataset_is_refused(tmp_path: Path) -> None:
+    save_image(tmp_path / 'elsewhere' / 'x.jpg', 10, 10)
+    root = tmp_path / 'ds'
+    root.mkdir()
+    (root / 'data.yaml').write_text('train: /' + str(tmp_path / 'elsewhere').lstrip('/') +
+                                    '\nnames: [a]\n', encoding='utf-8')  # fmt: skip
+    dataset = read_dataset(root)
+    assert list(dataset.images) == []
+    (reason,) = dataset.report.as_dict()['skipped']
+    assert reason.startswith('split entry:') and 'not found inside the dataset folder' in reason
