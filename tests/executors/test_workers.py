@@ -4,6 +4,7 @@ the single-process tree byte for byte (several shards, names repeated across sha
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .helpers import (
     FORMATS,
     SHARD_SIZE,
     TARGETS,
+    WHOLE,
     assert_same_export,
     params_for,
     seed_home,
@@ -63,6 +65,11 @@ def test_two_workers_write_the_single_process_tree(client, backend, fmt, target)
     report = orjson.loads((got[2] / 'export_report.json').read_bytes())
     assert report['renamed_files'], 'the data has duplicate names across shards'
     assert len(report['per_split']) >= 2
+    messages = ' '.join(m['message'] for m in logger.of_type('message'))
+    if fmt in WHOLE:
+        assert f'Running as one task (the {fmt} writer has no part merger)' in messages
+    else:
+        assert re.search(r'\b[4-9] shard\(s\) on 2 processes worker\(s\)', messages), messages
     progress = [r for r in logger.of_type('progress') if r['category'] == 'dataset_conversion']
     assert progress[-1]['current'] == progress[-1]['total'] == got[0]['total_count']
     assert all(a['current'] <= b['current'] for a, b in itertools.pairwise(progress))

@@ -213,6 +213,7 @@ class _Appender:
         self.header: bytes | None = None
         self.items = 0
         self.spooled = 0
+        self.images_end = 0  # where the images array's lines end (COCO)
 
     def close(self) -> None:
         for fh in (self.out, self.spool):
@@ -295,55 +296,95 @@ class CocoMerger(PartMerger):
         return _CocoSession(self, root, context)
 
 
+_COCO_FILE = re.compile(r'annotations/(instances|person_keypoints)_(.+)\.json')
+
+
 class _CocoSession(MergeSession):
+    """``instances_<split>.json`` concatenated part by part; ``person_keypoints_<split>.json``
+    (written by a part only when its share of the split has keypoints) holds every image of
+    the split, so its images are the instances file's, and it exists when any part has it."""
+
     def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
         super().__init__(merger, root, context)
         self.offset = 0
         self.files: dict[str, _Appender] = {}
+        self.images_at: dict[str, tuple[int, int]] = {}  # instances file -> its images' bytes
         self.image_owner: dict[Any, int] = {}
+
+    def _appender(self, rel: str, head: bytes) -> _Appender:
+        f = self.files.get(rel)
+        if f is None:
+            f = self.files[rel] = _Appender(self.root / rel, spool=True)
+            f.header = head
+            f.out.write(head)
+        elif head != f.header:
+            raise MergeError(f'{rel}: shards wrote different headers (categories)')
+        return f
 
     def add(self, part: Part) -> None:
         super().add(part)
         rels = _part_files(part, self.merger.special[0])
-        spent = part.state.get('annotation_ids')
-        blocks = [(rel, *read_coco(part.root / rel)) for rel in rels]
-        for rel, head, image_block, ann_block in blocks:
-            f = self.files.get(rel)
-            if f is None:
-                f = self.files[rel] = _Appender(self.root / rel, spool=True)
-                f.header = head
-                f.out.write(head)
-            elif head != f.header:
-                raise MergeError(f'{rel}: shards wrote different headers (categories)')
-            for number in image_ids(image_block):
-                owner = self.image_owner.setdefault(number, part.index)
-                if owner != part.index:
-                    raise MergeError(
-                        f'image id {number} was given to records of shards {owner} and '
-                        f'{part.index} (duplicate source ids); export without sharding'
-                    )
-            if image_block:
-                f.out.write((b',\n' if f.items else b'\n') + image_block)
-                f.items += 1
+        blocks = {rel: read_coco(part.root / rel) for rel in rels}
+        for rel, (head, image_block, ann_block) in blocks.items():
+            found = _COCO_FILE.fullmatch(rel)
+            keypoints = found is not None and found.group(1) == 'person_keypoints'
+            f = self._appender(rel, head)
+            if not keypoints:
+                for number in image_ids(image_block):
+                    owner = self.image_owner.setdefault(number, part.index)
+                    if owner != part.index:
+                        raise MergeError(
+                            f'image id {number} was given to records of shards {owner} and '
+                            f'{part.index} (duplicate source ids); export without sharding'
+                        )
+                if image_block:
+                    f.out.write((b',\n' if f.items else b'\n') + image_block)
+                    f.items += 1
             if ann_block:
                 assert f.spool is not None
                 shifted = shift_annotation_ids(ann_block, self.offset)
                 f.spool.write((b',\n' if f.spooled else b'\n') + shifted)
                 f.spooled += 1
+        spent = part.state.get('annotation_ids')
         if spent is None:  # a writer that does not say: every id went to a written line
-            spent = sum(_lines(ann_block) for _, _, _, ann_block in blocks)
+            spent = sum(_lines(ann_block) for _, _, ann_block in blocks.values())
         self.offset += int(spent)
 
     def finish(self) -> None:
-        for f in self.files.values():
-            assert f.spool is not None and f.spool_path is not None
-            f.spool.close()
-            f.out.write(b'\n],\n' if f.items else b'],\n')
-            f.out.write(_ANNOTATIONS_OPEN)
-            with f.spool_path.open('rb') as spool:
-                shutil.copyfileobj(spool, f.out, 1 << 20)
-            f.out.write(b'\n]}\n' if f.spooled else b']}\n')
-            f.close()
+        keypoints = {rel: f for rel, f in self.files.items() if rel.startswith(
+            'annotations/person_keypoints_')}  # fmt: skip
+        for rel, f in self.files.items():
+            if rel not in keypoints:
+                self._close(f)
+        for rel, f in keypoints.items():  # the images are the split's instances file's
+            found = _COCO_FILE.fullmatch(rel)
+            assert found is not None
+            instances = self.files.get(f'annotations/instances_{found.group(2)}.json')
+            if instances is not None and instances.items:
+                start = len(instances.header or b'')
+                with instances.path.open('rb') as src:  # its images, copied in chunks
+                    src.seek(start)
+                    left = instances.images_end - start
+                    while left > 0:
+                        chunk = src.read(min(left, 1 << 20))
+                        if not chunk:
+                            break
+                        f.out.write(chunk)
+                        left -= len(chunk)
+                f.items = 1
+            self._close(f)
+
+    @staticmethod
+    def _close(f: _Appender) -> None:
+        assert f.spool is not None and f.spool_path is not None
+        f.spool.close()
+        f.images_end = f.out.tell()
+        f.out.write(b'\n],\n' if f.items else b'],\n')
+        f.out.write(_ANNOTATIONS_OPEN)
+        with f.spool_path.open('rb') as spool:
+            shutil.copyfileobj(spool, f.out, 1 << 20)
+        f.out.write(b'\n]}\n' if f.spooled else b']}\n')
+        f.close()
 
     def abort(self) -> None:
         for f in self.files.values():
@@ -407,15 +448,14 @@ class VocMerger(ConcatMerger):
 
 # -- YOLO --------------------------------------------------------------------------------------
 class YoloMerger(PartMerger):
-    """``data.yaml`` lists the splits in the order they were met: the writer writes it again
-    over the splits of every part (an ordered union in part order is the single-process
-    order)."""
+    """``data.yaml`` lists the splits that have items: the writer writes it again from the
+    item counts of every part."""
 
     special = ('data.yaml',)
 
     def state(self, exporter: Any) -> dict[str, Any]:
         writer = getattr(exporter, 'writer', None)
-        return {'splits': list(getattr(writer, '_splits', []) or [])}
+        return {'items': dict(getattr(writer, '_items', None) or {})}
 
     def session(self, root: Path, context: MergeContext) -> MergeSession:
         return _YoloSession(self, root, context)
@@ -424,20 +464,18 @@ class YoloMerger(PartMerger):
 class _YoloSession(MergeSession):
     def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
         super().__init__(merger, root, context)
-        self.splits: list[str] = []
+        self.items: dict[str, int] = {}
 
     def add(self, part: Part) -> None:
         super().add(part)
-        for split in part.state.get('splits') or []:
-            if split not in self.splits:
-                self.splits.append(split)
+        for split, count in (part.state.get('items') or {}).items():
+            self.items[split] = self.items.get(split, 0) + int(count)
 
     def finish(self) -> None:
         if self.context.make_writer is None:
             raise MergeError('yolo: no writer to write data.yaml with')
         writer = self.context.make_writer(self.root)
-        for split in self.splits:
-            writer._make(split)
+        writer._items = dict(self.items)
         writer.finish()
 
 
@@ -448,6 +486,7 @@ MERGERS: dict[str, PartMerger] = {
     'voc': VocMerger(),
     'yolo': YoloMerger(),
     'dm': PartMerger(),
+    'labelme': PartMerger(),
 }
 
 #: Template exporters (the spec's hooks): one file per item, extra files written once by the

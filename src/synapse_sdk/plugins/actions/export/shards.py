@@ -728,6 +728,7 @@ class RunShardsStep(BaseStep['ExportContext']):
         exporter = state.exporter
         assert exporter is not None
         results = [PartResult.from_dict(run.records[i]['part']) for i in sorted(run.records)]
+        _once(results, 'warnings')
         extra = PartResult(report={'selection': plan.summary()})
         summary = exporter.complete([extra, *results], total)
         run.timings['reports'] = time.perf_counter() - started
@@ -879,6 +880,15 @@ class _Merging:
         self.session.abort()
         self.session = self.merger.session(self.journal.staging, self.context)
         self.next = 0
+
+
+def _once(parts: list[PartResult], key: str) -> None:
+    """Report lines a writer adds once per run (when it finishes), kept once, not per part."""
+    seen: set[str] = set()
+    for part in parts:
+        lines = part.report.get(key)
+        if isinstance(lines, list):
+            part.report[key] = [x for x in lines if not (str(x) in seen or seen.add(str(x)))]
 
 
 def _renamed(old: list[StemEntry], new: list[StemEntry]) -> bool:
