@@ -85,8 +85,11 @@ def test_an_http_error_on_one_shard_is_retried(home, monkeypatch):
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([SYNAPSE, *args], env=env, capture_output=True, text=True,
+    """The CLI in a subprocess; its stderr with the console's line wrapping undone."""
+    done = subprocess.run([SYNAPSE, *args], env=env, capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
+    done.stderr = ' '.join(done.stderr.split())
+    return done
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
