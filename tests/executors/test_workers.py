@@ -16,6 +16,7 @@ from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
 from synapse_sdk.plugins.executors.backends import ProcessBackend
 from synapse_sdk.plugins.executors.run import PRELOAD
+from synapse_sdk.testing import read_tree_digest
 
 from .helpers import (
     FORMATS,
@@ -81,3 +82,32 @@ def test_the_staging_leaves_nothing_of_the_shards_behind(client, backend):
     assert not any('.synapse' in path for path in digest)
     leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith('.synapse')]
     assert leftovers == []
+
+
+def test_a_template_plugin_shards_on_the_command_line(tmp_path):
+    """``synapse plugin run --workers 2`` with a scaffolded template plugin (a BaseExporter:
+    convert_data, additional_file_saving) writes what one process writes."""
+    from synapse_sdk.plugins.templates import scaffold
+
+    from .test_failures import cli_env, run_cli
+
+    home = tmp_path / 'home'
+    seed_home(home)
+    plugin = scaffold('sharded', 'export', tmp_path)
+    env = cli_env(home)
+    params = params_for('dm', 'assignment', 'tpl')
+    out = home / 'storage' / 'exports'
+    runs = {}
+    for run, extra in (('one', []), ('two', ['--workers', '2'])):
+        args = ['plugin', 'run', 'export', '--plugin', str(plugin), '--params',
+                orjson.dumps(params).decode(), *extra]  # fmt: skip
+        done = run_cli(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        runs[run] = orjson.loads(done.stdout)
+        (out / 'tpl').rename(out / f'tpl-{run}')  # the same name for both runs
+    assert {k: v for k, v in runs['one'].items() if k != 'output_path'} == {
+        k: v for k, v in runs['two'].items() if k != 'output_path'
+    }
+    assert read_tree_digest(out / 'tpl-one') == read_tree_digest(out / 'tpl-two')
+    assert (out / 'tpl-two' / 'metadata.json').is_file()  # additional_file_saving ran once
+    assert len(list((out / 'tpl-two' / 'json').iterdir())) == runs['two']['exported_count']
