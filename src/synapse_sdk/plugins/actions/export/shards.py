@@ -888,7 +888,12 @@ def _once(parts: list[PartResult], key: str) -> None:
     for part in parts:
         lines = part.report.get(key)
         if isinstance(lines, list):
-            part.report[key] = [x for x in lines if not (str(x) in seen or seen.add(str(x)))]
+            kept = []
+            for line in lines:
+                if str(line) not in seen:
+                    seen.add(str(line))
+                    kept.append(line)
+            part.report[key] = kept
 
 
 def _renamed(old: list[StemEntry], new: list[StemEntry]) -> bool:
