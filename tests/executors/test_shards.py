@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from synapse_sdk.clients import LocalClient
-from synapse_sdk.errors import ParamsError
+from synapse_sdk.errors import ExportError, ParamsError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
 from synapse_sdk.plugins.actions.export.merge import (
@@ -157,3 +157,21 @@ def test_a_client_workers_cannot_rebuild_is_refused(synapse_home: Path):
         run_action(CocoExportAction, {'name': 'x', 'storage': 1, 'target': 'task',
                                       'filter': {'project': 1}},
                    RuntimeContext(MemoryLogger(), Custom()), Execution(workers=2))  # fmt: skip
+
+
+def test_a_worker_that_cannot_see_the_staging_directory_says_so(tmp_path):
+    """A Ray node on another machine without the storage mounted: the shard fails at once,
+    naming the directory, instead of writing somewhere no one merges from."""
+    from synapse_sdk.plugins.actions.export.selection import SelectionPlan
+    from synapse_sdk.plugins.actions.export.shards import PlanSlice, ShardPayload, run_shard
+    from synapse_sdk.plugins.executors.tasks import ActionRef, ClientSpec
+
+    plan = SelectionPlan('id', np.array([1, 2], dtype=np.int64), None, (), 2, 2, 'latest')
+    shard = Shard(0, 0, 2, 1, 2)
+    payload = ShardPayload(
+        action=ActionRef.of(CocoExportAction), params={}, client=ClientSpec('local'), env={},
+        staging=str(tmp_path / 'not-here'), shard=shard, filters={}, project=None, count=2,
+        plan=PlanSlice.of(plan, shard), stems=[],
+    )  # fmt: skip
+    with pytest.raises(ExportError, match='not visible to this worker'):
+        run_shard(payload, lambda batch: None)

@@ -479,6 +479,76 @@ class _YoloSession(MergeSession):
         writer.finish()
 
 
+# -- CVAT --------------------------------------------------------------------------------------
+_META_END = b'</meta>\n'
+_DOCUMENT_END = b'</annotations>\n'
+_FRAME = re.compile(rb'^  <image id="(\d+)"', re.MULTILINE)
+
+
+class CvatMerger(PartMerger):
+    """``annotations.xml``: ``<meta>`` lists every split with its size (written again by the
+    writer from the parts' sizes), then every part's ``<image>`` elements in part order with
+    their frame ids (counted from 0 in export order) shifted by the frames before them."""
+
+    special = ('annotations.xml',)
+
+    def state(self, exporter: Any) -> dict[str, Any]:
+        writer = getattr(exporter, 'writer', None)
+        sizes = getattr(writer, '_split_sizes', None) or {}
+        return {'frames': int(getattr(writer, '_frame', 0)), 'splits': list(sizes.items())}
+
+    def session(self, root: Path, context: MergeContext) -> MergeSession:
+        return _CvatSession(self, root, context)
+
+
+class _CvatSession(MergeSession):
+    def __init__(self, merger: PartMerger, root: Path, context: MergeContext) -> None:
+        super().__init__(merger, root, context)
+        self.frames = 0
+        self.sizes: dict[str, int] = {}
+        self.spool = _Appender(root / '.annotations.xml.images')
+
+    def add(self, part: Part) -> None:
+        super().add(part)
+        for split, size in part.state.get('splits') or []:
+            self.sizes[split] = self.sizes.get(split, 0) + int(size)
+        path = part.root / self.merger.special[0]
+        if path.is_file():
+            data = path.read_bytes()
+            start = data.find(_META_END)
+            if start < 0 or not data.endswith(_DOCUMENT_END):
+                raise MergeError('annotations.xml: not the layout the CVAT writer writes')
+            images = data[start + len(_META_END) : -len(_DOCUMENT_END)]
+            offset = self.frames
+            if offset:
+                images = _FRAME.sub(
+                    lambda m: b'  <image id="%d"' % (int(m.group(1)) + offset), images
+                )
+            self.spool.out.write(images)
+        self.frames += int(part.state.get('frames') or 0)
+
+    def finish(self) -> None:
+        if self.context.make_writer is None:
+            raise MergeError('cvat: no writer to write <meta> with')
+        self.spool.out.close()
+        writer = self.context.make_writer(self.root)
+        try:
+            writer._split_sizes = dict(self.sizes)
+            header = writer._meta().encode('utf-8')
+        finally:
+            writer.abort()
+        with (self.root / self.merger.special[0]).open('wb') as out:
+            out.write(header)
+            with self.spool.path.open('rb') as images:
+                shutil.copyfileobj(images, out, 1 << 20)
+            out.write(_DOCUMENT_END)
+        self.spool.path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        self.spool.close()
+        self.spool.path.unlink(missing_ok=True)
+
+
 #: Format name -> merger. A format writer not listed here is exported without sharding.
 MERGERS: dict[str, PartMerger] = {
     'coco': CocoMerger(),
@@ -487,6 +557,7 @@ MERGERS: dict[str, PartMerger] = {
     'yolo': YoloMerger(),
     'dm': PartMerger(),
     'labelme': PartMerger(),
+    'cvat': CvatMerger(),
 }
 
 #: Template exporters (the spec's hooks): one file per item, extra files written once by the
