@@ -20,7 +20,7 @@ from synapse_sdk.clients import LocalClient
 from synapse_sdk.errors import StepError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
-from synapse_sdk.plugins.executors.ray_backend import RayBackend
+from synapse_sdk.plugins.executors.ray_backend import RayBackend, kept_signal_handlers
 from synapse_sdk.testing import read_tree_digest
 
 from .helpers import (
@@ -42,11 +42,13 @@ pytestmark = pytest.mark.slow
 def ray_session() -> Iterator[None]:
     """One local Ray for the module: 2 CPUs, loopback only (conftest), its own temp dir."""
     temp = tempfile.mkdtemp(prefix='ray-', dir='/tmp')
-    ray.init(address='local', num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _temp_dir=temp)  # fmt: skip
+    with kept_signal_handlers():  # Ray's SIGTERM handler must not outlive the module
+        ray.init(address='local', num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=temp)  # fmt: skip
     assert ray.get_runtime_context().gcs_address.startswith('127.0.0.1:')
     yield
-    ray.shutdown()
+    with kept_signal_handlers():
+        ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
 
 

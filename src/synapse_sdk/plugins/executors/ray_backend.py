@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -24,7 +25,7 @@ from synapse_sdk.errors import ParamsError
 from synapse_sdk.plugins.executors.backends import Backend, Completion, OnEvents
 from synapse_sdk.plugins.executors.tasks import TaskCall, TaskFailure, call
 
-__all__ = ['INSTALL_HINT', 'RayBackend', 'ray_task', 'require_ray']
+__all__ = ['INSTALL_HINT', 'RayBackend', 'kept_signal_handlers', 'ray_task', 'require_ray']
 
 INSTALL_HINT = (
     "--mode ray needs Ray: pip install 'synapse-sdk[ray]' (or pip install 'ray[default]')"
@@ -44,6 +45,22 @@ def require_ray(mode: str = 'ray') -> Any:
         hint = INSTALL_HINT.replace('--mode ray', f'--mode {mode}')
         raise ParamsError('Ray is not installed', [('--mode', hint)]) from None
     return ray
+
+
+@contextlib.contextmanager
+def kept_signal_handlers() -> Any:
+    """``ray.init`` installs a SIGTERM handler that ends the process (and ``ray.shutdown``
+    leaves it): the run's own handlers (a rollback on SIGTERM) are put back."""
+    saved = {}
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):
+            saved[signum] = signal.getsignal(signum)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signum, handler)
 
 
 def ray_task(task: TaskCall, key: Any, queue: Any) -> tuple[str, Any]:
@@ -85,7 +102,8 @@ class RayBackend(Backend):
             else:
                 options['address'] = address
             try:
-                ray.init(**options)
+                with kept_signal_handlers():
+                    ray.init(**options)
             except Exception as exc:
                 where = 'a local Ray instance' if address in (None, 'local') else address
                 raise ParamsError(
@@ -153,5 +171,5 @@ class RayBackend(Backend):
             self._ray.kill(self._queue.actor)
         if self._owned:
             self._owned = False
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), kept_signal_handlers():
                 self._ray.shutdown()
