@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -120,3 +121,95 @@ def test_coordinates_is_not_an_option_of_other_importers(tmp_path: Path) -> None
                      '--coordinates', 'one_based')  # fmt: skip
     assert result.exit_code == 2
     assert '--coordinates is not an option of the coco importer' in result.stderr
+
+
+# -- YOLO classify: <split>/<class>/<image> ----------------------------------------------------
+def classify_folder(root: Path) -> Path:
+    """An Ultralytics classify dataset as users have them: no data.yaml, split folders of class
+    folders; the same file name under two classes, a class name with a space and non-ASCII."""
+    layout = {
+        'train': {'cat': ['1.jpg', '2.png'], 'dog': ['1.jpg'], 'traffic light': ['a.jpg']},
+        'val': {'cat': ['3.jpg'], 'straße': ['b.jpg']},
+    }
+    shade = 0
+    for split, by_class in layout.items():
+        for cls, files in by_class.items():
+            (root / split / cls).mkdir(parents=True)
+            for name in files:
+                shade += 20
+                Image.new('RGB', (8 + shade // 20, 6), (shade, 0, 0)).save(
+                    root / split / cls / name
+                )
+    return root
+
+
+def tags(home: Path, version: int) -> dict[tuple[str, str], list[str]]:
+    """(split, file name) -> the image-level labels of each ground-truth event."""
+    from synapse_sdk.clients import LocalClient
+
+    events, _ = LocalClient(home).get_ground_truth_events({'ground_truth_dataset_version': version})
+    out: dict[tuple[str, str], list[str]] = {}
+    for event in events:
+        anns = event['data']['annotations']
+        assert all(a['tool'] == 'classification' for a in anns)
+        out.setdefault((event['category'], event['data_unit']['name']), [])
+        out[event['category'], event['data_unit']['name']] += [a['category'] for a in anns]
+    return out
+
+
+def test_yolo_import_reads_the_classify_layout_as_image_level_labels(tmp_path: Path) -> None:
+    home = tmp_path / 'home'
+    source = classify_folder(tmp_path / 'cls')
+    (source / 'train' / 'stray.jpg').write_bytes((source / 'train' / 'cat' / '1.jpg').read_bytes())
+    ids = imported(synapse(home, 'data', 'import', 'yolo', str(source)))
+    assert ids['read'] == {'image files': 6, 'images': 6, 'tags': 6}
+    assert ids['skipped'] == {'image: not in a class folder (yolo classify)': 1}
+    from synapse_sdk.clients import LocalClient
+
+    config = LocalClient(home).get_project(ids['project'])['configuration']
+    assert [(c['name'], c['tool']) for c in config['classes']] == [
+        (n, 'classification') for n in ('cat', 'dog', 'straße', 'traffic light')
+    ]
+    assert sorted(tags(home, ids['ground_truth_dataset_version']).items()) == sorted({
+        ('train', '1.jpg'): ['cat', 'dog'],
+        ('train', '2.png'): ['cat'],
+        ('train', 'a.jpg'): ['traffic light'],
+        ('validation', '3.jpg'): ['cat'],
+        ('validation', 'b.jpg'): ['straße'],
+    }.items())  # fmt: skip
+
+
+def export_classify(home: Path, ids: dict[str, Any], name: str) -> Path:
+    done = synapse(home, 'export', 'yolo', '--target', 'ground_truth', '--gt-version',
+                   str(ids['ground_truth_dataset_version']), '--storage', str(ids['storage']),
+                   '--path', 'exports', '--name', name, '--split', 'category',
+                   '-o', 'task=classify')  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['failed_count'] == 0 and result['skipped'] == {}, result
+    return Path(result['output_path'])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    skip = ('export_report.json', 'error_file_list.json')
+    files = (p for p in sorted(root.rglob('*')) if p.is_file() and p.name not in skip)
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+def test_yolo_classify_round_trip_is_identical(tmp_path: Path) -> None:
+    """export -o task=classify -> import -> export: the same files, byte for byte."""
+    home = tmp_path / 'home'
+    first = imported(synapse(home, 'data', 'import', 'yolo', str(classify_folder(tmp_path / 'c'))))
+    a = export_classify(home, first, 'a')
+    data = yaml.safe_load((a / 'data.yaml').read_text('utf-8'))
+    assert data['task'] == 'classify' and data['train'] == 'train'
+    assert data['names'] == {0: 'cat', 1: 'dog', 2: 'straße', 3: 'traffic light'}
+    second = imported(synapse(home, 'data', 'import', 'yolo', str(a)))
+    assert second['read'] == {'image files': 6, 'images': 6, 'tags': 6}
+    assert second['skipped'] == {}
+    b = export_classify(home, second, 'b')
+    assert tree(a) == tree(b)
+    assert sorted(p for p in tree(a) if p != 'data.yaml') == [
+        'train/cat/1.jpg', 'train/cat/2.png', 'train/dog/1_1.jpg', 'train/traffic light/a.jpg',
+        'validation/cat/3.jpg', 'validation/straße/b.jpg',
+    ]  # fmt: skip

@@ -7,6 +7,8 @@
   ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments.
 - Darknet: ``obj.data`` names the class file and the split lists; list entries are relative to
   the dataset folder, a leading ``data/`` (Darknet's working folder) is dropped.
+- Ultralytics' classify layout (``<split>/<class>/<image>``, ``task: classify`` or no yaml):
+  image-level labels, see :mod:`synapse_sdk.formats.yolo.classify`.
 - Neither: ``classes`` (``--classes a,b,c`` or a names file) or a names file in the folder
   (``obj.names``, ``classes.txt``, ``*.names``) gives the classes; images are those under
   ``images/[<split>/]``, ``<split>/images/`` or the folder itself.
@@ -43,6 +45,7 @@ from synapse_sdk.formats._reader import (
 )
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.images import image_size
+from synapse_sdk.formats.yolo.classify import classify_config, read_classify
 from synapse_sdk.formats.yolo.convert import TASKS, yolo_to_annotation
 
 __all__ = ['read_dataset']
@@ -259,6 +262,9 @@ def read_dataset(
     path = Path(path)
     if not path.exists():
         raise input_error(path, 'no such file or directory')
+    classify = classify_config(path, task)
+    if classify is not None:  # <split>/<class>/<image>: image-level labels
+        return read_classify(path, classify, images, class_list(classes))
     report = ImportReport()
     early = ImportReport()
     data, source, layout, title = _discover(path, images, class_list(classes), early)
