@@ -167,3 +167,21 @@ def test_object_layouts_are_not_read_as_classify(tmp_path: Path) -> None:
     dataset = read_dataset(tmp_path, classes='car')
     (image,) = list(dataset.images)
     assert [a['tool'] for a in image.annotations] == ['bounding_box']
+
+
+def test_a_label_file_without_its_image_is_counted_once(tmp_path: Path) -> None:
+    """Its annotations cannot be read (no image size), so it is reported, not dropped silently;
+    once, though the yaml names the train folder again as val (as our writer does)."""
+    (tmp_path / 'data.yaml').write_text(
+        'path: .\ntrain: images/train\nval: images/train\nnames: [car]\n', encoding='utf-8'
+    )
+    save_image(tmp_path / 'images' / 'train' / 'a.jpg', 20, 10)
+    (tmp_path / 'labels' / 'train').mkdir(parents=True)
+    for stem in ('a', 'gone'):
+        (tmp_path / 'labels' / 'train' / f'{stem}.txt').write_text('0 0.5 0.5 0.5 0.5\n', 'utf-8')
+    dataset = read_dataset(tmp_path)
+    for _ in range(2):  # a second pass counts the same
+        assert [i.file_name for i in dataset.images] == ['a.jpg']
+        assert dataset.report.as_dict()['skipped'] == {
+            'image file: file not found (a label file without its image)': 1
+        }

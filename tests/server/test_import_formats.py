@@ -213,3 +213,47 @@ def test_yolo_classify_round_trip_is_identical(tmp_path: Path) -> None:
         'train/cat/1.jpg', 'train/cat/2.png', 'train/dog/1_1.jpg', 'train/traffic light/a.jpg',
         'validation/cat/3.jpg', 'validation/straße/b.jpg',
     ]  # fmt: skip
+
+
+# -- every importer says what it read and what it could not -----------------------------------
+def drop_first_image(out: Path) -> None:
+    """Remove one image of an export (parquet: null the bytes of its first row)."""
+    shards = sorted((out / 'data').glob('*.parquet')) if (out / 'data').is_dir() else []
+    if shards:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(shards[0])
+        rows = table.to_pylist()
+        rows[0]['image'] = {'bytes': None, 'path': rows[0]['image']['path']}
+        pq.write_table(type(table).from_pylist(rows, schema=table.schema), shards[0])
+        return
+    images = sorted(p for p in out.rglob('*') if p.suffix.lower() in ('.jpg', '.png'))
+    images[0].unlink()
+
+
+IMPORTERS = ['coco', 'csv', 'cvat', 'dm', 'labelme', 'parquet', 'voc', 'yolo']
+
+
+@pytest.mark.parametrize('fmt', IMPORTERS)
+def test_every_importer_counts_what_it_read_and_what_it_could_not(
+    synapse_home: Path, tmp_path: Path, fmt: str
+) -> None:
+    done = synapse(synapse_home, 'export', fmt, '--target', 'task', '--project', '1',
+                   '--storage', '1', '--path', 'exports', '--name', fmt)  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    exported = orjson.loads(done.stdout)
+    out = Path(exported['output_path'])
+    drop_first_image(out)
+    result = synapse(tmp_path / 'home', 'data', 'import', fmt, str(out))
+    ids = imported(result)
+    read, skipped = ids['read'], ids['skipped']
+    # the image whose file is gone is counted (imported without its file, or not at all)
+    lost = {k: v for k, v in skipped.items() if k.startswith('image file: ')}
+    assert list(lost.values()) == [1], skipped
+    assert read['images'] == ids['data_units']
+    assert ids['data_units'] in (exported['exported_count'], exported['exported_count'] - 1)
+    assert read['annotations'] > 0
+    assert f'Imported {ids["data_units"]} images with {read["annotations"]} annotations' in (
+        result.stderr
+    )
+    assert f'1 image file not imported: {next(iter(lost))[len("image file: ") :]}' in result.stderr

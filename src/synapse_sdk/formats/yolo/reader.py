@@ -102,6 +102,7 @@ class _Layout:
         self.root = root
         self.report = report
         self.splits: list[tuple[str | None, list[str], Path]] = []  # (split, entries, base)
+        self._checked: set[Path] = set()  # label folders already checked for orphans
 
     def entry_path(self, base: Path, entry: str) -> Path | None:
         """A split entry (folder or list file) inside the root, or None (reported)."""
@@ -126,15 +127,31 @@ class _Layout:
             if target is None:
                 continue
             if target.is_dir():
+                stems = set()
                 for f in sorted(target.iterdir()):
                     if f.suffix.lower() in IMAGE_EXTS:
+                        stems.add(f.stem)
                         found, reason = resolve_inside(self.root, str(f.relative_to(self.root)))
                         if found is None:
                             self.report.skip('image', reason or OUTSIDE)
                         else:
                             yield found
+                self._orphan_labels(target, stems)
             else:
                 yield from self._listed(target)
+
+    def _orphan_labels(self, folder: Path, stems: set[str]) -> None:
+        """Label files of ``folder``'s ``labels/`` twin whose image is missing: counted (their
+        annotations cannot be read without the image's size), never dropped silently."""
+        twin = _label_paths(folder / 'x.jpg')[0].parent
+        if twin == folder or not twin.is_dir() or twin in self._checked:
+            return  # (a yaml's val may name the train folder again: counted once)
+        self._checked.add(twin)
+        if not twin.resolve().is_relative_to(self.root.resolve()):
+            return
+        for label in sorted(twin.glob('*.txt')):
+            if label.stem not in stems:
+                self.report.skip('image file', f'{NOT_FOUND} (a label file without its image)')
 
     def _listed(self, list_file: Path) -> Iterator[Path]:
         for line in list_file.read_text(encoding='utf-8').splitlines():
@@ -295,7 +312,7 @@ def read_dataset(
 
     def produce() -> Iterator[ImportedImage]:
         report.update(early)
-        layout.report = report
+        layout.report, layout._checked = report, set()  # a new pass counts afresh
         seen: set[Path] = set()
         for split, entries, base in layout.splits:
             for image in layout.images(entries, base):
