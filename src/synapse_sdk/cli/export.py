@@ -65,6 +65,14 @@ def export(
         bool,
         typer.Option('--allow-empty', help='Publish an empty dataset when nothing is selected'),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            '--strict',
+            help='Fail, publishing nothing, on any skipped or clamped annotation, failed item or '
+            'failed original',
+        ),
+    ] = False,
     sample_policy: Annotated[
         str | None,
         typer.Option(
@@ -104,6 +112,8 @@ def export(
     }
     if allow_empty:
         params['allow_empty'] = True
+    if strict:
+        params['strict'] = True
     if sample_policy is not None:
         params['sample_policy'] = sample_policy
     print_result(run_plugin_action(fmt, 'export', params, log_file, quiet, job_id))
