@@ -257,3 +257,31 @@ def test_every_importer_counts_what_it_read_and_what_it_could_not(
         result.stderr
     )
     assert f'1 image file not imported: {next(iter(lost))[len("image file: ") :]}' in result.stderr
+
+
+# -- dm and CSV round trips keep the project schema ----------------------------------------------
+@pytest.mark.parametrize('fmt', ['dm', 'csv'])
+def test_dm_and_csv_round_trips_keep_the_project_schema(
+    synapse_home: Path, tmp_path: Path, fmt: str
+) -> None:
+    """Class order (one the data cannot tell), an unused class, keypoint names and
+    classifications come back exactly after export -> import."""
+    from synapse_sdk.clients import LocalClient
+    from synapse_sdk.server.store import Store
+
+    with LocalClient(synapse_home) as client:
+        configuration = client.get_project(1)['configuration']
+    configuration['classes'] = [
+        {'name': 'unused', 'tool': 'polygon', 'attributes': []},
+        *reversed(configuration['classes']),
+    ]
+    with Store(synapse_home) as store, store.transaction() as conn:
+        conn.execute('UPDATE projects SET configuration = ? WHERE id = 1',
+                     [orjson.dumps(configuration).decode()])  # fmt: skip
+    done = synapse(synapse_home, 'export', fmt, '--target', 'task', '--project', '1',
+                   '--storage', '1', '--path', 'exports', '--name', fmt)  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    out = Path(orjson.loads(done.stdout)['output_path'])
+    ids = imported(synapse(tmp_path / 'home', 'data', 'import', fmt, str(out)))
+    with LocalClient(tmp_path / 'home') as client:
+        assert client.get_project(ids['project'])['configuration'] == configuration
