@@ -1,5 +1,5 @@
 """What a format writer warns about (``report.extra['warnings']``) reaches the export's result
-``warnings`` (CONTRACTS #5), as a user runs ``synapse export``."""
+``warnings`` (CONTRACTS #5) and the summary on stderr, as a user runs ``synapse export``."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def add_keypoint_class(home: Path) -> None:
 
 def export(name: str, *options: str) -> Any:
     args = ['export', 'yolo', '--target', 'task', '--project', '1', '--storage', '1']
-    args += ['--path', 'exports', '--name', name, '--no-originals', '-q', *options]
+    args += ['--path', 'exports', '--name', name, '--no-originals', *options]
     return _runner().invoke(app, args)
 
 
@@ -52,6 +52,7 @@ def test_a_writer_warning_is_in_the_result_warnings(synapse_home: Path) -> None:
     assert sum(FLIP_WARNING in line for line in out['warnings']) == 1, out['warnings']
     report = orjson.loads(Path(out['output_path'], 'export_report.json').read_bytes())
     assert any(FLIP_WARNING in line for line in report['warnings'])
+    assert f'warning: {FLIP_WARNING}' in result.stderr  # the CLI summary shows it
 
 
 def test_no_writer_warning_when_the_classes_agree(synapse_home: Path) -> None:
