@@ -168,40 +168,6 @@ def test_an_invalid_mask_is_skipped_with_the_reason_every_format_gives(tmp_path,
     }
 
 
-def test_our_yolo_classify_export_imports_back(tmp_path):
-    """``synapse data import yolo`` of a ``-o task=classify`` export stopped with a traceback
-    (``KeyError: 'classify'``); the class folders are read back as image-level labels."""
-    source = tmp_path / 'cls'
-    labels = {'train': {'cat': ['a.png', 'b.png'], 'dog': ['c.png']}, 'val': {'dog': ['d.png']}}
-    for split, classes in labels.items():
-        for cls, files in classes.items():
-            for name in files:
-                _image(source / split / cls / name)
-    _image(source / 'train' / 'bird' / 'e.png')  # a folder that is not a class: reported
-    (source / 'data.yaml').write_text(
-        'path: .\ntrain: train\nval: val\nnc: 2\nnames: {0: cat, 1: dog}\ntask: classify\n'
-    )
-    done = synapse('data', 'import', 'yolo', str(source), home=tmp_path / 'home')
-    assert done.returncode == 0, done.stderr
-    result = orjson.loads(done.stdout)
-    assert result['read']['images'] == 4 and result['read']['annotations'] == 4
-    assert result['skipped'] == {"image: class folder 'bird' is not in the class names": 1}
-    export = synapse(
-        'export', 'csv', '--target', 'ground_truth', '--gt-version', '1', '--name', 'back',
-        '--split', 'category', '--no-originals', home=tmp_path / 'home',
-    )  # fmt: skip
-    assert export.returncode == 0, export.stderr
-    out = Path(orjson.loads(export.stdout)['output_path'])
-    rows = (out / 'annotations.csv').read_text(encoding='utf-8').splitlines()[1:]
-    got = sorted((r.split(',')[2], r.split(',')[3], r.split(',')[7], r.split(',')[8]) for r in rows)
-    assert got == [
-        ('a.png', 'train', 'cat', 'classification'),
-        ('b.png', 'train', 'cat', 'classification'),
-        ('c.png', 'train', 'dog', 'classification'),
-        ('d.png', 'validation', 'dog', 'classification'),
-    ]
-
-
 @pytest.mark.parametrize('option', ['--name', '--path'])
 def test_a_name_too_long_in_bytes_is_refused_before_the_export(synapse_home, option):
     """100 CJK characters (300 bytes) passed the 200-character check, the whole export ran,

@@ -25,6 +25,14 @@ from synapse_sdk.cli.common import (
     QuietOption,
     fail,
     print_result,
+    reported_errors,
+)
+from synapse_sdk.cli.execution import (
+    ModeOption,
+    RayAddressOption,
+    ResumeOption,
+    WorkersOption,
+    execution,
 )
 from synapse_sdk.cli.options import (
     OptionDoc,
@@ -160,8 +168,8 @@ def _shared_options(
         bool,
         typer.Option(
             '--strict',
-            help='Fail, publishing nothing, when any annotation is skipped or clamped or any '
-            'item or original file fails',
+            help='Fail, publishing nothing, on any skipped or clamped annotation, failed item or '
+            'failed original',
         ),
     ] = False,
     sample_policy: Annotated[
@@ -172,6 +180,10 @@ def _shared_options(
             'latest, or all (each as its own sample)',
         ),
     ] = None,
+    mode: ModeOption = 'local',
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -253,6 +265,8 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
             '--storage|list them with: synapse storage list; or write to a local folder with '
             '--output DIR'
         )
+    with reported_errors():
+        where = execution(o['mode'], o['workers'], o['ray_address'], o['resume'])
     result = run_with_output(
         fmt,
         'export',
@@ -265,6 +279,7 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
         job_id=o['job_id'],
         debug=o['debug'],
         flags=flags,
+        run=where,
     )
     print_result(result)
 

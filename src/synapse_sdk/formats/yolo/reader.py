@@ -4,11 +4,11 @@
 - Ultralytics: split entries (``train``, ``val``, ``test``) are image folders or ``.txt`` lists
   of image paths, relative to the yaml's ``path`` or the yaml's folder (Roboflow's ``../train``
   entries are found inside the dataset too). The task is the yaml's ``task`` when present, else
-  ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments. With
-  ``task: classify`` (Ultralytics' classification layout, as ``-o task=classify`` writes it)
-  each split is a folder of class folders, and an image's folder is its image-level label.
+  ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments.
 - Darknet: ``obj.data`` names the class file and the split lists; list entries are relative to
   the dataset folder, a leading ``data/`` (Darknet's working folder) is dropped.
+- Ultralytics' classify layout (``<split>/<class>/<image>``, ``task: classify`` or no yaml):
+  image-level labels, see :mod:`synapse_sdk.formats.yolo.classify`.
 - Neither: ``classes`` (``--classes a,b,c`` or a names file) or a names file in the folder
   (``obj.names``, ``classes.txt``, ``*.names``) gives the classes; images are those under
   ``images/[<split>/]``, ``<split>/images/`` or the folder itself.
@@ -45,17 +45,12 @@ from synapse_sdk.formats._reader import (
 )
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.images import image_size
+from synapse_sdk.formats.yolo.classify import classify_config, read_classify
 from synapse_sdk.formats.yolo.convert import TASKS, yolo_to_annotation
 
 __all__ = ['read_dataset']
 
-_TOOLS = {
-    'detect': 'bounding_box',
-    'segment': 'polygon',
-    'pose': 'keypoint',
-    'obb': 'bounding_box',
-    'classify': 'classification',
-}
+_TOOLS = {'detect': 'bounding_box', 'segment': 'polygon', 'pose': 'keypoint', 'obb': 'bounding_box'}
 _SPLIT_KEYS = ('train', 'val', 'valid', 'validation', 'test')
 _NAME_FILES = ('obj.names', 'classes.txt', 'classes.names', 'names.txt')
 
@@ -107,6 +102,7 @@ class _Layout:
         self.root = root
         self.report = report
         self.splits: list[tuple[str | None, list[str], Path]] = []  # (split, entries, base)
+        self._checked: set[Path] = set()  # label folders already checked for orphans
 
     def entry_path(self, base: Path, entry: str) -> Path | None:
         """A split entry (folder or list file) inside the root, or None (reported)."""
@@ -131,15 +127,31 @@ class _Layout:
             if target is None:
                 continue
             if target.is_dir():
+                stems = set()
                 for f in sorted(target.iterdir()):
                     if f.suffix.lower() in IMAGE_EXTS:
+                        stems.add(f.stem)
                         found, reason = resolve_inside(self.root, str(f.relative_to(self.root)))
                         if found is None:
                             self.report.skip('image', reason or OUTSIDE)
                         else:
                             yield found
+                self._orphan_labels(target, stems)
             else:
                 yield from self._listed(target)
+
+    def _orphan_labels(self, folder: Path, stems: set[str]) -> None:
+        """Label files of ``folder``'s ``labels/`` twin whose image is missing: counted (their
+        annotations cannot be read without the image's size), never dropped silently."""
+        twin = _label_paths(folder / 'x.jpg')[0].parent
+        if twin == folder or not twin.is_dir() or twin in self._checked:
+            return  # (a yaml's val may name the train folder again: counted once)
+        self._checked.add(twin)
+        if not twin.resolve().is_relative_to(self.root.resolve()):
+            return
+        for label in sorted(twin.glob('*.txt')):
+            if label.stem not in stems:
+                self.report.skip('image file', f'{NOT_FOUND} (a label file without its image)')
 
     def _listed(self, list_file: Path) -> Iterator[Path]:
         for line in list_file.read_text(encoding='utf-8').splitlines():
@@ -267,6 +279,9 @@ def read_dataset(
     path = Path(path)
     if not path.exists():
         raise input_error(path, 'no such file or directory')
+    classify = classify_config(path, task)
+    if classify is not None:  # <split>/<class>/<image>: image-level labels
+        return read_classify(path, classify, images, class_list(classes))
     report = ImportReport()
     early = ImportReport()
     data, source, layout, title = _discover(path, images, class_list(classes), early)
@@ -297,10 +312,7 @@ def read_dataset(
 
     def produce() -> Iterator[ImportedImage]:
         report.update(early)
-        layout.report = report
-        if task == 'classify':
-            yield from _classify_images(layout, names, report)
-            return
+        layout.report, layout._checked = report, set()  # a new pass counts afresh
         seen: set[Path] = set()
         for split, entries, base in layout.splits:
             for image in layout.images(entries, base):
@@ -312,46 +324,6 @@ def read_dataset(
                     yield item
 
     return ImportedDataset(configuration, LazyImages(produce, report), title=title, report=report)
-
-
-def _classify_images(
-    layout: _Layout, names: list[str], report: ImportReport
-) -> Iterator[ImportedImage]:
-    """Ultralytics' classification layout: each split entry is a folder of class folders
-    (``<split>/<class>/<image>``, as ``-o task=classify`` writes); an image's folder is its
-    image-level label. A folder whose name is not a class is reported, image by image."""
-    for split, entries, base in layout.splits:
-        for entry in entries:
-            target = layout.entry_path(base, str(entry))
-            if target is None:
-                continue
-            if not target.is_dir():
-                report.skip('split entry', f'{entry!r}: classify splits are folders')
-                continue
-            for folder in sorted(p for p in target.iterdir() if p.is_dir()):
-                for image in layout.images([str(folder.relative_to(layout.root))], layout.root):
-                    if folder.name not in names:
-                        report.skip(
-                            'image', f'class folder {folder.name!r} is not in the class names'
-                        )
-                        continue
-                    size = image_size(image)
-                    if size is None:
-                        report.skip('image', 'not a readable image')
-                        continue
-                    ann = {'id': '1', 'category': folder.name, 'tool': 'classification',
-                           'attributes': {}}  # fmt: skip
-                    report.count('images')
-                    report.count('image files')
-                    report.count('annotations')
-                    yield ImportedImage(
-                        file_name=image.name,
-                        path=image,
-                        width=size[0],
-                        height=size[1],
-                        annotations=[ann],
-                        split=canonical_split(split),
-                    )
 
 
 def _read_image(

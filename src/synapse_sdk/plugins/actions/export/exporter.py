@@ -502,6 +502,8 @@ def warnings(part: PartResult, expected: int, save_original: bool) -> list[str]:
     clamped = int((report.get('annotations') or {}).get('clamped') or 0)
     if clamped:
         lines.append(f'{_n(clamped, "annotation")} clamped to the image bounds')
+    # What a writer warned about (report.extra['warnings']); once, though every shard says it.
+    lines += dict.fromkeys(str(w) for w in report.get('warnings') or ())
     if part.failed:
         lines.append(f'{_n(part.failed, "item")} failed (see error_file_list.json)')
     if save_original and part.failed_originals:
