@@ -196,9 +196,9 @@ class WholePayload:
 def run_whole(payload: WholePayload, emit: Any) -> Any:
     """Run an action in a worker, reporting through ``emit``; return its result."""
     from synapse_sdk.plugins.context import RuntimeContext
-    from synapse_sdk.plugins.executors.events import ForwardingLogger
+    from synapse_sdk.plugins.executors.events import forwarding_logger
 
-    logger = ForwardingLogger(emit, events=payload.events)
+    logger = forwarding_logger(emit, payload.events)
     client = payload.client.build()
     try:
         ctx = RuntimeContext(
