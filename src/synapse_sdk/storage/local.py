@@ -19,14 +19,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage.base import StorageLocation, name_candidates
 from synapse_sdk.storage.paths import STAGING_PREFIX, validate_name, validate_rel_path
 from synapse_sdk.storage.staging import StagingInfo, remove_meta, walk_dir
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ['LocalStorage']
 
@@ -92,14 +93,29 @@ class LocalStorage(StorageLocation):
         storage_name: str | None = None,
     ) -> None:
         root_path = Path(os.path.abspath(root))
+        self._fs: fsspec.AbstractFileSystem | None = None
         super().__init__(
             provider,
-            LocalFileSystem(),
+            None,
             str(root_path),
             storage_id=storage_id,
             storage_name=storage_name,
         )
         self._root_path = root_path
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """fsspec's local filesystem, made on first use: staging and publishing here are plain
+        ``os`` calls, so an export never pays for importing fsspec."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: fsspec.AbstractFileSystem) -> None:
+        self._fs = value
 
     def _resolve(self, rel: str, field: str) -> Path:
         rel = validate_rel_path(rel, field)
