@@ -15,7 +15,6 @@ written the XML is removed again.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from typing import Any, Literal
 
 from pydantic import Field
@@ -36,44 +35,62 @@ __all__ = ['VocWriter', 'voc_xml']
 TRAINVAL = ('train', 'val', 'validation')
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
-    el = ET.SubElement(parent, tag)
-    if text is not None:
-        el.text = text
-    return el
+def _escape(text: str) -> str:
+    """Character data as ElementTree writes it (``&``, ``<`` and ``>`` escaped)."""
+    if '&' in text:
+        text = text.replace('&', '&amp;')
+    if '<' in text:
+        text = text.replace('<', '&lt;')
+    if '>' in text:
+        text = text.replace('>', '&gt;')
+    return text
+
+
+def _leaf(tag: str, text: str, pad: str) -> str:
+    """One element without children on its own line (``<tag />`` when the text is empty)."""
+    if not text:
+        return f'{pad}<{tag} />\n'
+    return f'{pad}<{tag}>{_escape(text)}</{tag}>\n'
 
 
 def voc_xml(file_name: str, width: int, height: int, objects: list[dict[str, Any]]) -> str:
-    """The annotation XML of one image (text already valid XML, see ``convert.xml_text``)."""
-    root = ET.Element('annotation')
-    _sub(root, 'folder', 'JPEGImages')
-    _sub(root, 'filename', file_name)
-    _sub(_sub(root, 'source'), 'database', 'Synapse')
-    size = _sub(root, 'size')
-    _sub(size, 'width', str(width))
-    _sub(size, 'height', str(height))
-    _sub(size, 'depth', '3')
-    _sub(root, 'segmented', '0')
+    """The annotation XML of one image (text already valid XML, see ``convert.xml_text``).
+
+    Written as text, byte for byte what ElementTree gives for the same tree indented by two
+    spaces (``ET.indent``), at a fraction of its cost: one string per image, no element
+    objects (``tests/formats/test_voc.py`` compares the two on hostile text).
+    """
+    parts = [
+        '<annotation>\n  <folder>JPEGImages</folder>\n',
+        _leaf('filename', file_name, '  '),
+        '  <source>\n    <database>Synapse</database>\n  </source>\n  <size>\n',
+        f'    <width>{width}</width>\n    <height>{height}</height>\n',
+        '    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n',
+    ]
     for obj in objects:
-        el = _sub(root, 'object')
+        parts.append('  <object>\n')
         for key, value in obj.items():
             if key == 'bndbox':
-                box = _sub(el, 'bndbox')
+                parts.append('    <bndbox>\n')
                 for k in ('xmin', 'ymin', 'xmax', 'ymax'):
-                    _sub(box, k, value[k])
+                    parts.append(_leaf(k, value[k], '      '))
+                parts.append('    </bndbox>\n')
             elif key == 'attributes':
                 if not value:
                     continue
-                attrs = _sub(el, 'attributes')
+                parts.append('    <attributes>\n')
                 for name, text in value:
-                    a = _sub(attrs, 'attribute')
-                    _sub(a, 'name', name)
-                    _sub(a, 'value', text)
+                    parts.append('      <attribute>\n')
+                    parts.append(_leaf('name', name, '        '))
+                    parts.append(_leaf('value', text, '        '))
+                    parts.append('      </attribute>\n')
+                parts.append('    </attributes>\n')
             else:
-                _sub(el, key, value)
-    ET.indent(root, space='  ')
+                parts.append(_leaf(key, value, '    '))
+        parts.append('  </object>\n')
+    parts.append('</annotation>\n')
     # A raw carriage return would be turned into a line feed by every XML parser.
-    return ET.tostring(root, encoding='unicode').replace('\r', '&#13;') + '\n'
+    return ''.join(parts).replace('\r', '&#13;')
 
 
 class VocOptions(CommonOptions):
