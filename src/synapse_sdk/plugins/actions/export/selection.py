@@ -194,7 +194,7 @@ class SelectionPlan:
             key = int(key)
         seq = self._seq
         if seq is None:
-            seq = memoryview(self.keys)  # indexing gives plain ints, no numpy scalars
+            seq = self.keys.data  # a memoryview: indexing gives plain ints, no numpy scalars
             object.__setattr__(self, '_seq', seq)
         n = len(seq)
         i = self._cursor[0]
@@ -231,7 +231,7 @@ class SelectionPlan:
             return None
         names = self._names
         if names is None:  # the split name of every sample, as a sequence of small ints
-            names = memoryview(self.splits)
+            names = self.splits.data
             object.__setattr__(self, '_names', names)
         return self.split_names[names[i]]
 
