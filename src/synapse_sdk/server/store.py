@@ -13,11 +13,12 @@ URL.
 from __future__ import annotations
 
 import contextlib
+import gc
 import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,27 @@ def now() -> str:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a page of records is decoded.
+
+    A page is some 15,000 new containers at once (a few dozen per record): each is counted
+    towards a collection, and because they are alive until their items are written they are
+    promoted and rescanned with every long-lived object of the process (modules, classes).
+    None of them can be cyclic garbage (decoded JSON is a tree, freed by reference counting),
+    so the collector has nothing to find there; paused, a 20,000-record export spends about
+    0.1 s less in it. Resumed only if it was running (it is a process-wide switch).
+    """
+    running = gc.isenabled()
+    if running:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
 
 
 class Store:
@@ -168,8 +190,9 @@ class Store:
         if not rows:
             return [], more
         unit = names.index('data_unit')
-        units = self._data_units({row[unit] for row in rows}, url_for)
-        return self._records(names, rows, units), more
+        with _collector_paused():
+            units = self._data_units({row[unit] for row in rows}, url_for)
+            return self._records(names, rows, units), more
 
     @staticmethod
     def _records(
