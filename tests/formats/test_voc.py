@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ParamsError
@@ -16,7 +16,7 @@ from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.voc.convert import annotation_to_voc, box_to_voc, voc_to_box
 from synapse_sdk.formats.voc.reader import read_dataset
-from synapse_sdk.formats.voc.writer import VocWriter
+from synapse_sdk.formats.voc.writer import VocWriter, voc_xml
 
 from .contract import WriterContract
 from .helpers import export, make_items, tree
@@ -265,3 +265,65 @@ def test_one_based_option(tmp_path: Path) -> None:
     root = ET.parse(tmp_path / 'Annotations' / 'crossing 0007.xml').getroot()
     box = [root.findtext(f'object/bndbox/{k}') for k in ('xmin', 'ymin', 'xmax', 'ymax')]
     assert box == ['13', '11', '33', '22']  # [12.5, 10, 20, 12]: the pixels it touches
+
+
+# -- the XML text is ElementTree's, byte for byte ------------------------------------------------
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _elementtree_xml(file_name: str, width: int, height: int, objects: list[Any]) -> str:
+    """The annotation XML built as an ElementTree and indented (the writer's former way)."""
+    root = ET.Element('annotation')
+    _sub(root, 'folder', 'JPEGImages')
+    _sub(root, 'filename', file_name)
+    _sub(_sub(root, 'source'), 'database', 'Synapse')
+    size = _sub(root, 'size')
+    _sub(size, 'width', str(width))
+    _sub(size, 'height', str(height))
+    _sub(size, 'depth', '3')
+    _sub(root, 'segmented', '0')
+    for obj in objects:
+        el = _sub(root, 'object')
+        for key, value in obj.items():
+            if key == 'bndbox':
+                box = _sub(el, 'bndbox')
+                for k in ('xmin', 'ymin', 'xmax', 'ymax'):
+                    _sub(box, k, value[k])
+            elif key == 'attributes':
+                if value:
+                    attrs = _sub(el, 'attributes')
+                    for name, text in value:
+                        a = _sub(attrs, 'attribute')
+                        _sub(a, 'name', name)
+                        _sub(a, 'value', text)
+            else:
+                _sub(el, key, value)
+    ET.indent(root, space='  ')
+    return ET.tostring(root, encoding='unicode').replace('\r', '&#13;') + '\n'
+
+
+_TEXT = st.text(st.sampled_from(['a', ' ', '&', '<', '>', '"', "'", '\r', '\n', '\t', '東', ']']),
+                max_size=5)  # fmt: skip
+_OBJECT = st.fixed_dictionaries({
+    'name': _TEXT, 'pose': _TEXT, 'truncated': st.sampled_from(['0', '1']), 'occluded': _TEXT,
+    'difficult': st.just('0'),
+    'bndbox': st.fixed_dictionaries({k: _TEXT for k in ('xmin', 'ymin', 'xmax', 'ymax')}),
+    'attributes': st.lists(st.tuples(_TEXT, _TEXT), max_size=2),
+})  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=_TEXT, width=st.integers(1, 10_000), height=st.integers(1, 10_000),
+       objects=st.lists(_OBJECT, max_size=3))  # fmt: skip
+def test_the_xml_text_is_what_elementtree_writes(
+    name: str, width: int, height: int, objects: list[Any]
+) -> None:
+    """Written as text for speed, the XML stays exactly the indented ElementTree output:
+    escaping, empty elements (``<name />``), carriage returns, nesting."""
+    assert voc_xml(name, width, height, objects) == _elementtree_xml(name, width, height, objects)
