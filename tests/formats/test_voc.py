@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ParamsError
@@ -16,7 +16,7 @@ from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.voc.convert import annotation_to_voc, box_to_voc, voc_to_box
 from synapse_sdk.formats.voc.reader import read_dataset
-from synapse_sdk.formats.voc.writer import VocWriter, voc_xml
+from synapse_sdk.formats.voc.writer import VocWriter, object_xml, plain_box_xml, voc_xml
 
 from .contract import WriterContract
 from .helpers import export, make_items, tree
@@ -327,3 +327,74 @@ def test_the_xml_text_is_what_elementtree_writes(
     """Written as text for speed, the XML stays exactly the indented ElementTree output:
     escaping, empty elements (``<name />``), carriage returns, nesting."""
     assert voc_xml(name, width, height, objects) == _elementtree_xml(name, width, height, objects)
+
+
+_ODD = st.sampled_from([float('nan'), float('inf'), -0.0, -1, 1e16, True, '3'])
+_FLAG = st.sampled_from([True, False, None, 'yes', 'no', 0, 1])
+
+
+@st.composite
+def _box_in(draw: Any, size: tuple[int, int]) -> list[Any]:
+    """Mostly boxes inside the image (ints or floats, touching the border or not), sometimes
+    one odd value (NaN, inf, -0.0, negative, huge, a bool, a string) or a wrong length."""
+    box: list[Any] = []
+    for extent in size:
+        if draw(st.booleans()):
+            a, b = draw(st.integers(0, extent)), draw(st.integers(0, extent + 1))
+        else:
+            a, b = draw(st.floats(0, extent)), draw(st.floats(0, extent + 0.5))
+        box.insert(len(box) // 2, min(a, b))
+        box.append(max(a, b) - min(a, b))
+    if draw(st.integers(0, 3)) == 0:
+        box[draw(st.integers(0, 3))] = draw(_ODD)
+    if draw(st.integers(0, 9)) == 0:
+        box = box[: draw(st.integers(0, 3))]
+    return box
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    data=st.data(),
+    category=st.sampled_from(['car', 'car', 'car', 'a&b<c>', '', 'bad\x01name', 'road ']),
+    attributes=st.one_of(
+        st.dictionaries(st.sampled_from(['truncated', 'occluded', 'difficult']), st.booleans(),
+                        max_size=3),
+        st.none(),
+        st.dictionaries(st.sampled_from(['truncated', 'occluded', 'difficult', 'pose', 'color']),
+                        _FLAG, max_size=3),
+        st.just(['not', 'a', 'dict']),
+    ),
+    rotation=st.sampled_from([None, None, None, 0, 0.0, 0.3]),
+    iscrowd=st.sampled_from([None, None, None, False, True]),
+    tool=st.sampled_from(['bounding_box'] * 5 + ['polygon']),
+    size=st.tuples(st.integers(1, 120), st.integers(1, 120)),
+)  # fmt: skip
+def test_a_plain_box_is_written_as_the_general_path_writes_it(
+    data: Any, category: str, attributes: Any, rotation: Any, iscrowd: Any, tool: str,
+    size: tuple[int, int],
+) -> None:  # fmt: skip
+    """The writer's shortcut for plain boxes gives exactly the general path's object, and
+    declines (None) whenever the general path would convert, clamp, skip or report."""
+    box = data.draw(_box_in(size))
+    ann: dict[str, Any] = {'id': 'a1', 'category': category, 'tool': tool, 'bbox': box}
+    for key, value in (('attributes', attributes), ('rotation', rotation), ('iscrowd', iscrowd)):
+        if value is not None:
+            ann[key] = value
+    fast = plain_box_xml(ann, *size)
+    event('shortcut taken' if fast is not None else 'general path')
+    if fast is None:
+        return
+    log = ItemLog('item')
+    assert fast == object_xml(annotation_to_voc(ann, image_size=size, log=log))
+    assert not log._events  # nothing the shortcut would have had to report
+
+
+@pytest.mark.parametrize('value', [True, False, None, 'no', 'yes', 0, 1, 'true'])
+@pytest.mark.parametrize('key', ['truncated', 'occluded', 'difficult'])
+def test_the_plain_box_shortcut_reads_flags_as_the_general_path(key: str, value: Any) -> None:
+    ann = {'id': 'a', 'category': 'car', 'tool': 'bounding_box', 'bbox': [0, 1, 5, 5],
+           'attributes': {key: value}}  # fmt: skip
+    fast = plain_box_xml(ann, 10, 10)
+    slow = object_xml(annotation_to_voc(ann, image_size=(10, 10)))
+    assert fast in (None, slow)
+    assert (fast is None) == (type(value) is not bool)  # only booleans take the shortcut

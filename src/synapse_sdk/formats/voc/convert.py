@@ -96,12 +96,12 @@ def box_to_voc(
             'ymax': str(max(y1, y0 + 1)),
         }
     if precision is None:
-        x1, y1 = x + w, y + h
+        fx1, fy1 = x + w, y + h
         return {  # fmt_exact, inline: whole numbers without ".0", others as repr
             'xmin': str(int(x)) if x.is_integer() and -1e16 < x < 1e16 else repr(x),
             'ymin': str(int(y)) if y.is_integer() and -1e16 < y < 1e16 else repr(y),
-            'xmax': str(int(x1)) if x1.is_integer() and -1e16 < x1 < 1e16 else repr(x1),
-            'ymax': str(int(y1)) if y1.is_integer() and -1e16 < y1 < 1e16 else repr(y1),
+            'xmax': str(int(fx1)) if fx1.is_integer() and -1e16 < fx1 < 1e16 else repr(fx1),
+            'ymax': str(int(fy1)) if fy1.is_integer() and -1e16 < fy1 < 1e16 else repr(fy1),
         }
     return {
         'xmin': fmt_fixed(x, precision),
