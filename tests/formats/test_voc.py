@@ -16,7 +16,7 @@ from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.voc.convert import annotation_to_voc, box_to_voc, voc_to_box
 from synapse_sdk.formats.voc.reader import read_dataset
-from synapse_sdk.formats.voc.writer import VocWriter, object_xml, plain_box_xml, voc_xml
+from synapse_sdk.formats.voc.writer import VocWriter, object_xml, plain_object_xml, voc_xml
 
 from .contract import WriterContract
 from .helpers import export, make_items, tree
@@ -366,7 +366,7 @@ def _box_in(draw: Any, size: tuple[int, int]) -> list[Any]:
     ),
     rotation=st.sampled_from([None, None, None, 0, 0.0, 0.3]),
     iscrowd=st.sampled_from([None, None, None, False, True]),
-    tool=st.sampled_from(['bounding_box'] * 5 + ['polygon']),
+    tool=st.sampled_from(['bounding_box'] * 3 + ['polygon'] * 2),
     size=st.tuples(st.integers(1, 120), st.integers(1, 120)),
 )  # fmt: skip
 def test_a_plain_box_is_written_as_the_general_path_writes_it(
@@ -375,18 +375,26 @@ def test_a_plain_box_is_written_as_the_general_path_writes_it(
 ) -> None:  # fmt: skip
     """The writer's shortcut for plain boxes gives exactly the general path's object, and
     declines (None) whenever the general path would convert, clamp, skip or report."""
-    box = data.draw(_box_in(size))
-    ann: dict[str, Any] = {'id': 'a1', 'category': category, 'tool': tool, 'bbox': box}
+    ann: dict[str, Any] = {'id': 'a1', 'category': category, 'tool': tool}
+    if tool == 'bounding_box':
+        ann['bbox'] = data.draw(_box_in(size))
+    else:  # points inside the image, sometimes one outside or odd
+        n = data.draw(st.integers(0, 6))
+        ann['points'] = [list(data.draw(_box_in(size))[:2]) for _ in range(n)]
+        if n and data.draw(st.integers(0, 3)) == 0:
+            ann['points'][0] = [data.draw(_ODD), 1]
     for key, value in (('attributes', attributes), ('rotation', rotation), ('iscrowd', iscrowd)):
         if value is not None:
             ann[key] = value
-    fast = plain_box_xml(ann, *size)
-    event('shortcut taken' if fast is not None else 'general path')
+    fast_log = ItemLog('item')
+    fast = plain_object_xml(ann, *size, fast_log)
+    event(f'shortcut taken ({tool})' if fast is not None else 'general path')
     if fast is None:
+        assert not fast_log._events  # declined: nothing reported twice
         return
     log = ItemLog('item')
     assert fast == object_xml(annotation_to_voc(ann, image_size=size, log=log))
-    assert not log._events  # nothing the shortcut would have had to report
+    assert fast_log._events == log._events  # the same reports (a polygon's conversion)
 
 
 @pytest.mark.parametrize('value', [True, False, None, 'no', 'yes', 0, 1, 'true'])
@@ -394,7 +402,33 @@ def test_a_plain_box_is_written_as_the_general_path_writes_it(
 def test_the_plain_box_shortcut_reads_flags_as_the_general_path(key: str, value: Any) -> None:
     ann = {'id': 'a', 'category': 'car', 'tool': 'bounding_box', 'bbox': [0, 1, 5, 5],
            'attributes': {key: value}}  # fmt: skip
-    fast = plain_box_xml(ann, 10, 10)
+    fast = plain_object_xml(ann, 10, 10)
     slow = object_xml(annotation_to_voc(ann, image_size=(10, 10)))
     assert fast in (None, slow)
     assert (fast is None) == (type(value) is not bool)  # only booleans take the shortcut
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 50), st.integers(1, 50)),
+    data=st.data(),
+    attributes=st.sampled_from([None, {}, {'occluded': True}, {'truncated': False}]),
+)
+def test_a_plain_polygon_is_written_as_the_general_path_writes_it(
+    size: tuple[int, int], data: Any, attributes: Any
+) -> None:
+    w, h = size
+    coordinate = st.one_of(st.integers(0, w + 1), st.floats(-0.5, w + 0.5))
+    points = data.draw(st.lists(st.tuples(coordinate, st.floats(0, h)).map(list), max_size=6))
+    ann: dict[str, Any] = {'id': 'p', 'category': 'road', 'tool': 'polygon', 'points': points}
+    if attributes is not None:
+        ann['attributes'] = attributes
+    fast_log = ItemLog('item')
+    fast = plain_object_xml(ann, w, h, fast_log)
+    event('shortcut taken' if fast is not None else 'general path')
+    if fast is None:
+        assert not fast_log._events
+        return
+    log = ItemLog('item')
+    assert fast == object_xml(annotation_to_voc(ann, image_size=size, log=log))
+    assert fast_log._events == log._events == [('convert', 'polygon -> box (voc)', None)]

@@ -16,6 +16,7 @@ written the XML is removed again.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ from synapse_sdk.formats.voc.convert import (
     xml_text,
 )
 
-__all__ = ['VocWriter', 'object_xml', 'plain_box_xml', 'voc_xml']
+__all__ = ['VocWriter', 'object_xml', 'plain_object_xml', 'voc_xml']
 
 TRAINVAL = ('train', 'val', 'validation')
 
@@ -110,27 +111,61 @@ def voc_xml(file_name: str, width: int, height: int, objects: list[dict[str, Any
     return _document(file_name, width, height, [object_xml(obj) for obj in objects])
 
 
-def plain_box_xml(ann: dict[str, Any], width: int, height: int) -> str | None:
-    """The ``<object>`` text of the commonest annotation, straight from the document, or
+def plain_object_xml(
+    ann: dict[str, Any], width: int, height: int, log: ItemLog | None = None
+) -> str | None:
+    """The ``<object>`` text of the commonest annotations, straight from the document, or
     ``None`` for anything else (then :func:`~.convert.annotation_to_voc` and
     :func:`object_xml` take it).
 
-    Common: an unrotated, uncrowded box of plain numbers inside the image, a class name that
-    is valid XML text, and no attributes but ``truncated`` / ``occluded`` / ``difficult``
-    (booleans or absent). The result is what the general path gives it with the default
-    options (zero-based, exact numbers); ``tests/formats/test_voc.py`` checks that.
+    Common: an unrotated, uncrowded box of plain numbers inside the image, or (with ``log``,
+    where its conversion to a box is reported) a polygon of three or more such points inside
+    the image; a class name that is valid XML text; no attributes but ``truncated`` /
+    ``occluded`` / ``difficult`` (booleans or absent). The result, and what ``log`` hears, is
+    what the general path gives with the default options (zero-based, exact numbers);
+    ``tests/formats/test_voc.py`` checks that.
     """
-    if ann.get('tool') != 'bounding_box' or ann.get('rotation') or ann.get('iscrowd'):
+    tool = ann.get('tool')
+    if ann.get('rotation') or ann.get('iscrowd'):
         return None
-    bbox = ann.get('bbox')
-    if type(bbox) is not list or len(bbox) != 4:
+    if tool == 'bounding_box':
+        bbox = ann.get('bbox')
+        if type(bbox) is not list or len(bbox) != 4:
+            return None
+        x, y, w, h = bbox
+        if not (
+            type(x) in _PLAIN and type(y) in _PLAIN and type(w) in _PLAIN and type(h) in _PLAIN
+        ):
+            return None
+        x, y, w, h = float(x), float(y), float(w), float(h)
+    elif tool == 'polygon' and log is not None:
+        points = ann.get('points')
+        if type(points) is not list or len(points) < 3:
+            return None
+        x0 = y0 = math.inf
+        x1 = y1 = -math.inf
+        for p in points:  # every point a plain [x, y] inside the image (NaN is not)
+            if type(p) is not list or len(p) < 2:
+                return None
+            px, py = p[0], p[1]
+            if type(px) not in _PLAIN or type(py) not in _PLAIN:
+                return None
+            px, py = float(px), float(py)
+            if not (0.0 <= px <= width and 0.0 <= py <= height):
+                return None
+            if px < x0:
+                x0 = px
+            if px > x1:
+                x1 = px
+            if py < y0:
+                y0 = py
+            if py > y1:
+                y1 = py
+        x, y, w, h = x0, y0, x1 - x0, y1 - y0  # its enclosing box, computed as the general path
+    else:
         return None
-    x, y, w, h = bbox
-    if not (type(x) in _PLAIN and type(y) in _PLAIN and type(w) in _PLAIN and type(h) in _PLAIN):
-        return None
-    x, y, w, h = float(x), float(y), float(w), float(h)
-    x1, y1 = x + w, y + h
-    if not (x >= 0.0 and y >= 0.0 and x1 <= width and y1 <= height and w > 0.0 and h > 0.0):
+    xmax, ymax = x + w, y + h
+    if not (x >= 0.0 and y >= 0.0 and xmax <= width and ymax <= height and w > 0.0 and h > 0.0):
         return None
     attrs = ann.get('attributes') or _NONE
     if type(attrs) is not dict or not attrs.keys() <= _FLAG_KEYS:
@@ -142,10 +177,12 @@ def plain_box_xml(ann: dict[str, Any], width: int, height: int) -> str | None:
     if truncated is None:
         if 'truncated' in attrs:
             return None
-        truncated = x <= 0 or y <= 0 or x1 >= width or y1 >= height
+        truncated = x <= 0 or y <= 0 or xmax >= width or ymax >= height
     occluded, difficult = attrs.get('occluded', False), attrs.get('difficult', False)
     if type(truncated) is not bool or type(occluded) is not bool or type(difficult) is not bool:
         return None
+    if tool == 'polygon':
+        log.convert('polygon -> box (voc)')  # type: ignore[union-attr]
     return (
         f'  <object>\n    <name>{_escape(name)}</name>\n    <pose>Unspecified</pose>\n'
         f'    <truncated>{"1" if truncated else "0"}</truncated>\n'
@@ -153,9 +190,10 @@ def plain_box_xml(ann: dict[str, Any], width: int, height: int) -> str | None:
         f'    <difficult>{"1" if difficult else "0"}</difficult>\n    <bndbox>\n'
         f'      <xmin>{str(int(x)) if x.is_integer() and x < 1e16 else repr(x)}</xmin>\n'
         f'      <ymin>{str(int(y)) if y.is_integer() and y < 1e16 else repr(y)}</ymin>\n'
-        f'      <xmax>{str(int(x1)) if x1.is_integer() and x1 < 1e16 else repr(x1)}</xmax>\n'
-        f'      <ymax>{str(int(y1)) if y1.is_integer() and y1 < 1e16 else repr(y1)}</ymax>\n'
-        '    </bndbox>\n  </object>\n'
+        f'      <xmax>{str(int(xmax)) if xmax.is_integer() and xmax < 1e16 else repr(xmax)}'
+        '</xmax>\n'
+        f'      <ymax>{str(int(ymax)) if ymax.is_integer() and ymax < 1e16 else repr(ymax)}'
+        '</ymax>\n    </bndbox>\n  </object>\n'
     )
 
 
@@ -215,7 +253,7 @@ class VocWriter(FormatWriter):
 
     def _object(self, ann: dict[str, Any], size: tuple[int, int], log: ItemLog) -> str:
         if self._plain:
-            text = plain_box_xml(ann, size[0], size[1])
+            text = plain_object_xml(ann, size[0], size[1], log)
             if text is not None:
                 return text
         obj = annotation_to_voc(
