@@ -10,7 +10,6 @@ rename refuses to replace an existing entry (``renameat2(RENAME_NOREPLACE)`` on 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -37,7 +36,14 @@ logger = logging.getLogger(__name__)
 def _load_noreplace_rename() -> Any:
     """The libc call that renames without replacing, or ``None`` where there is none."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+        if sys.platform.startswith('linux') or sys.platform == 'darwin':
+            # the process's own symbols include libc: no library search (ctypes.util runs
+            # ldconfig for it) on every start
+            libc = ctypes.CDLL(None, use_errno=True)
+        else:
+            from ctypes.util import find_library
+
+            libc = ctypes.CDLL(find_library('c') or None, use_errno=True)
     except OSError:
         return None
     if sys.platform.startswith('linux') and hasattr(libc, 'renameat2'):
