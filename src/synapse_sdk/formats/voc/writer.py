@@ -16,7 +16,6 @@ written the XML is removed again.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from synapse_sdk.formats.base import (
     write_error,
     write_file,
 )
+from synapse_sdk.formats.geometry import plain_points_box
 from synapse_sdk.formats.voc.convert import (
     annotation_to_voc,
     labelmap_name,
@@ -139,29 +139,10 @@ def plain_object_xml(
             return None
         x, y, w, h = float(x), float(y), float(w), float(h)
     elif tool == 'polygon' and log is not None:
-        points = ann.get('points')
-        if type(points) is not list or len(points) < 3:
+        box = plain_points_box(ann.get('points'), width, height)
+        if box is None:
             return None
-        x0 = y0 = math.inf
-        x1 = y1 = -math.inf
-        for p in points:  # every point a plain [x, y] inside the image (NaN is not)
-            if type(p) is not list or len(p) < 2:
-                return None
-            px, py = p[0], p[1]
-            if type(px) not in _PLAIN or type(py) not in _PLAIN:
-                return None
-            px, py = float(px), float(py)
-            if not (0.0 <= px <= width and 0.0 <= py <= height):
-                return None
-            if px < x0:
-                x0 = px
-            if px > x1:
-                x1 = px
-            if py < y0:
-                y0 = py
-            if py > y1:
-                y1 = py
-        x, y, w, h = x0, y0, x1 - x0, y1 - y0  # its enclosing box, computed as the general path
+        x, y, w, h = box  # its enclosing box, computed as the general path does
     else:
         return None
     xmax, ymax = x + w, y + h
