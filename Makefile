@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.synapse-demo
 
-.PHONY: setup run test lint bench bench-peers clean
+.PHONY: setup browser run test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,31 @@ setup: $(STAMP)
 run: setup
 	rm -rf $(DEMO_HOME)
 	SYNAPSE_HOME=$(DEMO_HOME) $(BIN)/synapse demo --images 50
-	SYNAPSE_HOME=$(DEMO_HOME) $(BIN)/synapse export coco --target task --project 1 --storage 1 \
-		--path exports --name demo-coco --split train=0.8,val=0.2
-	@echo "Export written under $(DEMO_HOME)/storage/exports/demo-coco"
+	SYNAPSE_HOME=$(DEMO_HOME) $(BIN)/synapse export coco --target task --project 1 \
+		--output $(DEMO_HOME)/demo-coco --split train=0.8,val=0.2
+	SYNAPSE_HOME=$(DEMO_HOME) $(BIN)/synapse preview $(DEMO_HOME)/demo-coco \
+		--output $(DEMO_HOME)/demo-coco-preview
+	@echo "Export written to $(DEMO_HOME)/demo-coco; open $(DEMO_HOME)/demo-coco-preview/report.html"
+
+# `synapse preview`'s report.html is tested in a real headless Chromium (Debian's package);
+# installed here when missing and this runs as root, else that one test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo 'Installing chromium (Debian package) for the preview report test'; \
+		{ apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-dejavu-core >/dev/null; } || \
+		echo 'chromium could not be installed: its preview test will be skipped'; \
+	else \
+		echo 'chromium not found and not installable here: its preview test will be skipped'; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 bench: setup

@@ -76,6 +76,6 @@ def test_cli_refuses_a_mistyped_option_before_anything_runs(synapse_home: Path) 
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert 'extra_params.tsk' in done.stderr and 'task' in done.stderr
+    assert '-o tsk' in done.stderr and 'task' in done.stderr  # the flag as typed
     assert 'Traceback' not in done.stderr
     assert not (synapse_home / 'storage' / 'exports' / 'typo').exists()

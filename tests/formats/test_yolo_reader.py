@@ -125,3 +125,63 @@ def test_a_split_folder_outside_the_dataset_is_refused(tmp_path: Path) -> None:
     assert list(dataset.images) == []
     (reason,) = dataset.report.as_dict()['skipped']
     assert reason.startswith('split entry:') and 'not found inside the dataset folder' in reason
+
+
+# -- classify layout (<split>/<class>/<image>) ------------------------------------------------
+def test_classify_yaml_names_come_back_exactly_from_their_folders(tmp_path: Path) -> None:
+    """Our writer names class folders safely ('a/b' -> a folder that is not 'a/b'); the yaml's
+    names map them back, in order, unused classes kept; a folder no name matches is added."""
+    from synapse_sdk.formats.yolo.writer import _class_dirs
+
+    names = ['a/b', 'CON', 'unused']
+    dirs = _class_dirs(names)
+    assert dirs[0] != 'a/b'
+    (tmp_path / 'data.yaml').write_text(
+        'path: .\ntrain: train\nval: valid\ntask: classify\nnames:\n  0: a/b\n  1: CON\n'
+        '  2: unused\n',
+        encoding='utf-8',
+    )
+    save_image(tmp_path / 'train' / dirs[0] / 'x.jpg', 10, 8)
+    save_image(tmp_path / 'valid' / dirs[1] / 'y.png', 12, 9)
+    save_image(tmp_path / 'valid' / 'extra' / 'z.jpg', 4, 4)
+    dataset = read_dataset(tmp_path)
+    images = list(dataset.images)
+    assert [(c['name'], c['tool']) for c in dataset.configuration['classes']] == [
+        ('a/b', 'classification'), ('CON', 'classification'), ('unused', 'classification'),
+        ('extra', 'classification'),
+    ]  # fmt: skip
+    got = [(i.split, i.file_name, i.width, [a['category'] for a in i.annotations]) for i in images]
+    assert sorted(got) == [
+        ('train', 'x.jpg', 10, ['a/b']),
+        ('validation', 'y.png', 12, ['CON']),
+        ('validation', 'z.jpg', 4, ['extra']),
+    ]
+    assert dataset.report.as_dict()['read']['classes not in the class list (added)'] == 1
+
+
+def test_object_layouts_are_not_read_as_classify(tmp_path: Path) -> None:
+    """train/images + train/labels (Roboflow) is a detect dataset, not a class named images."""
+    save_image(tmp_path / 'train' / 'images' / 'a.jpg', 20, 10)
+    (tmp_path / 'train' / 'labels').mkdir(parents=True)
+    (tmp_path / 'train' / 'labels' / 'a.txt').write_text('0 0.5 0.5 0.5 0.5\n', 'utf-8')
+    dataset = read_dataset(tmp_path, classes='car')
+    (image,) = list(dataset.images)
+    assert [a['tool'] for a in image.annotations] == ['bounding_box']
+
+
+def test_a_label_file_without_its_image_is_counted_once(tmp_path: Path) -> None:
+    """Its annotations cannot be read (no image size), so it is reported, not dropped silently;
+    once, though the yaml names the train folder again as val (as our writer does)."""
+    (tmp_path / 'data.yaml').write_text(
+        'path: .\ntrain: images/train\nval: images/train\nnames: [car]\n', encoding='utf-8'
+    )
+    save_image(tmp_path / 'images' / 'train' / 'a.jpg', 20, 10)
+    (tmp_path / 'labels' / 'train').mkdir(parents=True)
+    for stem in ('a', 'gone'):
+        (tmp_path / 'labels' / 'train' / f'{stem}.txt').write_text('0 0.5 0.5 0.5 0.5\n', 'utf-8')
+    dataset = read_dataset(tmp_path)
+    for _ in range(2):  # a second pass counts the same
+        assert [i.file_name for i in dataset.images] == ['a.jpg']
+        assert dataset.report.as_dict()['skipped'] == {
+            'image file: file not found (a label file without its image)': 1
+        }

@@ -84,4 +84,4 @@ def test_plugin_export_validates_and_imports_back(local_client: Any, tmp_path: P
     exported = sum(len(t['data']['annotations']) for t in tasks)
     report = json.loads((out / 'export_report.json').read_text('utf-8'))
     assert report['annotations']['exported'] + report['annotations']['skipped'] == exported
-    assert ds.report.read['image'] == len(tasks) and not ds.report.skipped
+    assert ds.report.read['images'] == len(tasks) and not ds.report.skipped

@@ -53,15 +53,18 @@ def test_jsonl_logger_writes_one_object_per_line(tmp_path):
 
 def test_console_logger_plain_lines_when_not_a_tty():
     stream = io.StringIO()
-    logger = ConsoleLogger(stream=stream, min_interval=0)
+    logger = ConsoleLogger(stream=stream, min_interval=0, plain_interval=60)
     logger.set_progress(3, 10, 'dataset_conversion')
     logger.log_message('[not markup] done')
-    logger.set_metrics({'success': 2}, 'original_file')
+    logger.set_metrics({'stand_by': 8, 'success': 2, 'failed': 0}, 'original_file')
+    logger.set_metrics({'custom': 1}, 'my_metrics')
     logger.finish()
     text = stream.getvalue()
-    assert '[dataset_conversion] 3/10' in text
     assert '[not markup] done' in text
-    assert '[original_file] success=2' in text
+    # words, not internal names; one final status line instead of a line per update
+    assert 'Converting items 3/10 (30%)' in text and 'Copying original files 2/10' in text
+    assert 'dataset_conversion' not in text and 'stand_by' not in text and 'custom' not in text
+    assert text.count('\n') == 2
 
 
 def test_null_logger_remembers_state_only():

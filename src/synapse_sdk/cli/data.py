@@ -74,6 +74,14 @@ def import_(
             'voc); they replace the class list the dataset ships',
         ),
     ] = None,
+    coordinates: Annotated[
+        str | None,
+        typer.Option(
+            '--coordinates',
+            help='voc: zero_based (default: Datumaro, CVAT, Ultralytics, MMDetection) or '
+            "one_based (the VOC devkit's 1-based inclusive pixels, Detectron2)",
+        ),
+    ] = None,
     home: Annotated[
         Path | None,
         typer.Option('--home', help='Synapse home (default: $SYNAPSE_HOME or ~/.synapse)'),
@@ -86,7 +94,7 @@ def import_(
     from synapse_sdk.server.store import Store
 
     reader = load_reader(fmt)
-    options = _reader_options(reader, fmt, classes=classes)
+    options = _reader_options(reader, fmt, classes=classes, coordinates=coordinates)
     with reported_errors():
         try:
             dataset = reader(path, images=images, **options)

@@ -22,8 +22,11 @@ def demo(
         typer.Option('--home', help='Synapse home (default: $SYNAPSE_HOME or ~/.synapse)'),
     ] = None,
 ) -> None:
-    """Create a demo project with real images, annotations of every tool, tasks, assignments,
-    a ground-truth dataset and a file_system storage; print the ids to export with."""
+    """Create a demo project to try exports on; print the ids to export with.
+
+    The project has real images, annotations of every tool, tasks, assignments, a
+    ground-truth dataset and a file_system storage.
+    """
     from synapse_sdk.server.demo import create_demo
 
     try:
@@ -39,12 +42,13 @@ def demo(
     typer.echo(
         f'Storage {ids["storage"]} (file_system) -> {Path(ids["home"]) / "storage"}', err=True
     )
-    typer.echo('Export it with, for example:', err=True)
+    typer.echo('Export it and look at it, for example:', err=True)
     typer.echo(
-        f'  synapse export coco --target task --project {ids["project"]} '
-        f'--storage {ids["storage"]} --path exports --name demo-coco',
+        f'  synapse export coco --project {ids["project"]} --output ./demo-coco '
+        '--split train=0.8,val=0.2',
         err=True,
     )
+    typer.echo('  synapse preview ./demo-coco --output ./demo-coco-preview', err=True)
     typer.echo(
         f'  synapse export yolo --target ground_truth '
         f'--gt-version {ids["ground_truth_dataset_version"]} --storage {ids["storage"]} '

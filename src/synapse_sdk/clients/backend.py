@@ -337,6 +337,28 @@ class BackendClient(ClientBase):
         """``{id, title, configuration}``."""
         return dict(self.request('GET', f'projects/{int(project_id)}/'))
 
+    def _all_pages(self, path: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        url: str | None = path
+        query = dict(params or {})
+        while url:
+            body = self.request('GET', url, params=query)
+            if not isinstance(body, dict) or not isinstance(body.get('results'), list):
+                raise BackendError(f'GET {path}: not a list envelope', url=path)
+            out += body['results']
+            url, query = body.get('next'), {}
+        return out
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Every project, ``{id, title, configuration, ...}`` (``GET projects/``, all pages)."""
+        return self._all_pages('projects/', {'page_size': self.page_size})
+
+    def list_ground_truth_versions(self, project: int | None = None) -> list[dict[str, Any]]:
+        """Ground-truth dataset versions, of ``project`` when given (all pages)."""
+        return self._all_pages(
+            'ground_truth_dataset_versions/', {'project': project, 'page_size': self.page_size}
+        )
+
     def get_ground_truth_version(self, version_id: int) -> dict[str, Any]:
         """A ground-truth dataset version with its dataset and project."""
         return dict(self.request('GET', f'ground_truth_dataset_versions/{int(version_id)}/'))

@@ -88,6 +88,14 @@ class LocalClient(ClientBase):
         """``{id, title, configuration}``."""
         return self.store.get_project(project_id)
 
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Every project, ``{id, title, configuration, ...}``, by id."""
+        return self.store.list_projects()
+
+    def list_ground_truth_versions(self, project: int | None = None) -> list[dict[str, Any]]:
+        """Ground-truth dataset versions, of ``project`` when given, by id."""
+        return self.store.list_ground_truth_versions(project)
+
     def get_ground_truth_version(self, version_id: int) -> dict[str, Any]:
         """A ground-truth dataset version with its dataset and project."""
         return self.store.get_ground_truth_version(version_id)

@@ -28,10 +28,12 @@ The hash is blake2b, not Python's salted ``hash()``.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +52,7 @@ __all__ = [
     'parse_split',
     'parse_split_mode',
     'plan_splits',
+    'stratified_counts',
     'unit_hash',
 ]
 
@@ -62,8 +65,9 @@ SPLIT_MODE_HELP = (
     'How split ratios are applied, per data unit: "exact" (default) gives exact counts by '
     'largest remainder, seeded by "seed"; "stratified" gives exact counts with each class '
     "(a unit's dominant class: most annotations, ties to the first class in the project) "
-    'spread over the splits in proportion; "sticky" keeps each unit\'s split as the dataset '
-    'grows (a hash of seed and data unit id), so counts only approximate the ratios'
+    'getting its share of each split rounded down or up (largest remainder); "sticky" keeps '
+    "each unit's split as the dataset grows (a hash of seed and data unit id), so counts only "
+    'approximate the ratios'
 )
 _NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 _ALLOWED = 'a mapping like {"train": 0.8, "val": 0.2}, a string "train=0.8,val=0.2", or "category"'
@@ -210,23 +214,143 @@ def plan_splits(
             out[i] = index[spec.assign(unit, seed=seed)]
         return out
     hashes = np.fromiter((unit_hash(seed, u) for u in units.tolist()), np.uint64, n)
+    ratios = [r for _, r in spec.ratios]
     if mode == 'stratified':
         if classes is None:
             raise ValueError('stratified splits need the classes of the units')
-        # Rank units within their class by hash; a unit's key is its quantile in the class,
-        # so taking the sorted keys in contiguous runs gives every class its share of a split.
-        by_class = np.lexsort((units, hashes, classes))
-        sorted_classes = classes[by_class]
+        # Units grouped by class, each class in (hash, id) order; the class's count of each
+        # split is taken from that order in runs: its first count[0] units to split 0, ...
+        order = np.lexsort((units, hashes, classes))
+        sorted_classes = classes[order]
         starts = np.flatnonzero(np.r_[True, sorted_classes[1:] != sorted_classes[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        rank = np.arange(n) - np.repeat(starts, sizes)
-        quantile = np.empty(n, dtype=np.float64)
-        quantile[by_class] = (rank + 0.5) / np.repeat(sizes, sizes)
-        order = np.lexsort((units, hashes, quantile))
-    else:
-        order = np.lexsort((units, hashes))
+        sizes = np.diff(np.r_[starts, n]).tolist()
+        class_ids = sorted_classes[starts].tolist()
+        ties = [unit_hash(seed, f'class:{c}') for c in class_ids]
+        counts = stratified_counts(sizes, ratios, ties)
+        out[order] = np.repeat(
+            np.tile(np.arange(len(ratios), dtype=np.int8), len(sizes)),
+            np.asarray(counts, dtype=np.int64).ravel(),
+        )
+        return out
+    order = np.lexsort((units, hashes))
     start = 0
-    for j, count in enumerate(exact_counts(n, [r for _, r in spec.ratios])):
+    for j, count in enumerate(exact_counts(n, ratios)):
         out[order[start : start + count]] = j
         start += count
     return out
+
+
+_Cost = tuple[int, Fraction]
+
+
+def stratified_counts(
+    sizes: Sequence[int], ratios: Sequence[float], ties: Sequence[int] | None = None
+) -> list[list[int]]:
+    """How many units of each class go to each split: ``counts[k][j]`` for class ``k``.
+
+    The split totals are exactly ``exact_counts(sum(sizes), ratios)`` and each class's counts
+    sum to its size. Within that, every class gets its *largest-remainder share*: each count
+    is the class's quota ``size * ratio`` rounded down or up (equal to it when whole), and
+    among all such roundings the rounded-up quotas are those with the largest total remainder.
+
+    With two or three splits such a rounding always exists. (The fractional quotas satisfy
+    both sums; the totals a rounding can reach form an integral polytope around them, and with
+    at most three splits every integral point of the rounding box is a vertex of the simplex
+    the fractional totals lie inside, so it is reached.) With four or more splits a rare mix
+    of class sizes can rule it out (5 splits weighted 2,2,2,3,3 and classes of 4 and 6 units);
+    then as few counts as possible go one step further from their quota, never a split total.
+
+    It is a minimum-cost flow: start from each class's own largest-remainder rounding (the
+    best each class can get) and move single units between splits along cheapest paths until
+    the split totals are met; a path's cost is first the counts it pushes out of their
+    rounding range, then the change in squared distance to the quotas. ``ties`` (one int per
+    class; the seeded class hash in :func:`plan_splits`) decides between equally good moves.
+    """
+    n_splits = len(ratios)
+    quotas = [[size * r for r in _fractions(ratios)] for size in sizes]
+    counts = [_largest_remainder(size, row) for size, row in zip(sizes, quotas, strict=True)]
+    totals = exact_counts(sum(sizes), ratios)
+    surplus = [sum(row[j] for row in counts) - totals[j] for j in range(n_splits)]
+    if not any(surplus):
+        return counts
+    order = list(ties) if ties is not None else list(range(len(sizes)))
+
+    def cost(k: int, j: int, count: int) -> _Cost:
+        quota = quotas[k][j]
+        low, high = math.floor(quota), math.ceil(quota)
+        return max(0, low - count) + max(0, count - high), (count - quota) ** 2
+
+    def move(k: int, j: int, i: int) -> _Cost:
+        """The change in cost when one unit of class ``k`` goes from split ``j`` to ``i``."""
+        a, b = counts[k][j], counts[k][i]
+        out_j, in_i = cost(k, j, a - 1), cost(k, i, b + 1)
+        was_j, was_i = cost(k, j, a), cost(k, i, b)
+        return out_j[0] - was_j[0] + in_i[0] - was_i[0], out_j[1] - was_j[1] + in_i[1] - was_i[1]
+
+    # The cheapest move of each split pair: a heap of (cost, tie, class, version) per pair,
+    # stale entries (of a class moved since) dropped when they reach the top.
+    pairs = [(j, i) for j in range(n_splits) for i in range(n_splits) if i != j]
+    heaps: dict[tuple[int, int], list[tuple[_Cost, int, int, int]]] = {p: [] for p in pairs}
+    version = [0] * len(sizes)
+
+    def push(k: int) -> None:
+        for j, i in pairs:
+            if counts[k][j] > 0:
+                heapq.heappush(heaps[j, i], (move(k, j, i), order[k], k, version[k]))
+
+    def cheapest(j: int, i: int) -> tuple[_Cost, int] | None:
+        heap = heaps[j, i]
+        while heap and heap[0][3] != version[heap[0][2]]:
+            heapq.heappop(heap)
+        return (heap[0][0], heap[0][2]) if heap else None
+
+    for k in range(len(sizes)):
+        push(k)
+    while any(s > 0 for s in surplus):
+        # Bellman-Ford over the splits from every split with too many units. Costs can be
+        # negative, cycles cannot (the counts are always the cheapest for their totals).
+        dist: list[_Cost | None] = [(0, Fraction(0)) if s > 0 else None for s in surplus]
+        pred: list[tuple[int, int] | None] = [None] * n_splits
+        for _ in range(n_splits):
+            changed = False
+            for j, i in pairs:
+                here, edge = dist[j], cheapest(j, i)
+                if here is None or edge is None:
+                    continue
+                there, old = (here[0] + edge[0][0], here[1] + edge[0][1]), dist[i]
+                if old is None or there < old:
+                    dist[i], pred[i], changed = there, (j, edge[1]), True
+            if not changed:
+                break
+        reached = [j for j in range(n_splits) if surplus[j] < 0 and dist[j] is not None]
+        target = min(reached, key=lambda j: (dist[j], j))
+        path: list[tuple[int, int, int]] = []
+        node = target
+        while (step := pred[node]) is not None:
+            if len(path) == n_splits:
+                raise RuntimeError('stratified split: a cycle in the cheapest paths')
+            path.append((step[1], step[0], node))
+            node = step[0]
+        for k, j, i in path:
+            counts[k][j] -= 1
+            counts[k][i] += 1
+        for k in {k for k, _, _ in path}:
+            version[k] += 1
+            push(k)
+        surplus[node] -= 1
+        surplus[target] += 1
+    return counts
+
+
+def _fractions(ratios: Sequence[float]) -> list[Fraction]:
+    """Ratios as exact fractions (``0.29`` is 29/100, ``2/7`` is 2/7) for exact quotas."""
+    return [Fraction(r).limit_denominator(10**9) for r in ratios]
+
+
+def _largest_remainder(size: int, quotas: Sequence[Fraction]) -> list[int]:
+    """``quotas`` (summing to ``size``) rounded by largest remainder, ties to the earlier."""
+    counts = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(len(quotas)), key=lambda j: (counts[j] - quotas[j], j))
+    for j in by_remainder[: size - sum(counts)]:
+        counts[j] += 1
+    return counts

@@ -204,6 +204,19 @@ class _Api:
         body.update(next=nxt, previous=None, results=records)
         return _json(body)
 
+    def projects(self, request: Request) -> Response:
+        results = self.store.list_projects()
+        return _json({'count': len(results), 'next': None, 'previous': None, 'results': results})
+
+    def ground_truth_versions(self, request: Request) -> Response:
+        value = request.query_params.get('project')
+        try:
+            project = int(value) if value not in (None, '') else None
+        except ValueError:
+            raise ParamsError(f'project must be an integer, got {value!r}') from None
+        results = self.store.list_ground_truth_versions(project)
+        return _json({'count': len(results), 'next': None, 'previous': None, 'results': results})
+
     def project(self, request: Request) -> Response:
         return _json(self.store.get_project(_int_param(request)))
 
@@ -393,6 +406,8 @@ def create_app(
     routes = [
         Route('/health/', api.health),
         Route('/sdk/{kind:str}/', _guard(api, api.list_records)),
+        Route('/projects/', _guard(api, api.projects)),
+        Route('/ground_truth_dataset_versions/', _guard(api, api.ground_truth_versions)),
         Route('/projects/{id:int}/', _guard(api, api.project)),
         Route('/ground_truth_dataset_versions/{id:int}/', _guard(api, api.ground_truth_version)),
         Route('/storages/{id:int}/', _guard(api, api.storage)),

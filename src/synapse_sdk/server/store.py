@@ -297,6 +297,30 @@ class Store:
         }
         return version
 
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Every project (``{id, title, configuration, created}``), by id."""
+        rows = self.conn.execute('SELECT * FROM projects ORDER BY id')
+        return [
+            {
+                'id': row['id'],
+                'title': row['title'],
+                'configuration': orjson.loads(row['configuration']),
+                'created': row['created'],
+            }
+            for row in rows
+        ]
+
+    def list_ground_truth_versions(self, project: int | None = None) -> list[dict[str, Any]]:
+        """Ground-truth dataset versions (of ``project`` when given), by id, shaped like
+        :meth:`get_ground_truth_version`."""
+        where = ' WHERE d.project = ?' if project is not None else ''
+        rows = self.conn.execute(
+            'SELECT v.id FROM ground_truth_dataset_versions v '
+            f'JOIN ground_truth_datasets d ON d.id = v.dataset{where} ORDER BY v.id',
+            [] if project is None else [project],
+        )
+        return [self.get_ground_truth_version(row[0]) for row in rows.fetchall()]
+
     def get_storage(self, storage_id: int) -> dict[str, Any]:
         """``{id, name, provider, configuration}``."""
         row = self._one(

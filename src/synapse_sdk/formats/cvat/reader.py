@@ -288,8 +288,8 @@ def _image(
             break
     if path is None and image_dir.is_dir():
         report.skip('image file', reason or 'file not found')
-    report.count('image')
-    report.count('annotation', len(annotations))
+    report.count('images')
+    report.count('annotations', len(annotations))
     return ImportedImage(
         file_name=PurePosixPath(name.replace('\\', '/')).name,
         path=path,

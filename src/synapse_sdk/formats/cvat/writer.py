@@ -5,8 +5,8 @@
 
 The XML is streamed and never held as a tree: each ``<image>`` element is built completely
 (so a failed item leaves nothing) and appended to an anonymous spool file as its item arrives;
-:meth:`CvatWriter.finish` writes the header and ``<meta>`` (which lists every split with its
-size, known only then) and copies the spool in after it.
+:meth:`CvatWriter.finish` writes the header and ``<meta>`` (which lists every split that has
+items with its size, known only then) and copies the spool in after it.
 ``<meta>`` is a ``<project>`` whose tasks are the splits (``<subset>``), and every ``<image>``
 names its ``subset``, as CVAT's project export does; frame ids count from 0 in export order.
 No ``<dumped>`` timestamp is written, so the output is byte-stable.
@@ -179,6 +179,7 @@ class CvatWriter(FormatWriter):
                 ],
             )
             for split, size in self._split_sizes.items()
+            if size  # a split with no items is not declared
         ]
         project_el: Element = (
             'project',

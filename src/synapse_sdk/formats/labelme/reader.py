@@ -280,8 +280,8 @@ def _image(
         classifications.update(extra)
     rel_parts = json_path.parent.relative_to(root).parts
     image_path = str(data.get('imagePath') or json_path.with_suffix('').name)
-    report.count('image')
-    report.count('annotation', len(annotations))
+    report.count('images')
+    report.count('annotations', len(annotations))
     return ImportedImage(
         file_name=PurePosixPath(PureWindowsPath(image_path).as_posix()).name,
         path=image,

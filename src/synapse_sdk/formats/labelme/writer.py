@@ -7,10 +7,11 @@
     project.json                 {"title", "configuration"}: the class list with tools,
                                  attributes and keypoint names, read back by the importer
 
-Each split folder opens as is in labelme. ``imageData`` is ``null`` unless the option
-``embed_images`` is set: then :meth:`LabelmeWriter.finish`, which runs after every original is
-in place, rewrites each JSON with its image as base64 (one file at a time; an image that was
-not saved keeps ``null`` and is counted in the report as ``labelme.images_not_embedded``).
+Each split folder (one per split with items) opens as is in labelme. ``imageData`` is
+``null`` unless the option ``embed_images`` is set: then :meth:`LabelmeWriter.finish`, which
+runs after every original is in place, rewrites each JSON with its image as base64 (one file
+at a time; an image that was not saved keeps ``null`` and is counted in the report as
+``labelme.images_not_embedded``).
 
 Classification annotations become image ``flags`` (``{class: true}``); the item's
 classifications are kept in a top-level ``classifications`` object, which labelme preserves.
@@ -57,9 +58,8 @@ class LabelmeWriter(FormatWriter):
     Options = LabelmeOptions
 
     def start(self) -> None:
-        self._splits: list[str] = []
-        for split in self.split_spec.names:
-            self._make(split)
+        self._splits: list[str] = []  # made as items arrive: no folder for an empty split
+        self.root.mkdir(parents=True, exist_ok=True)
         # Written JSON files still to embed an image in (only with embed_images): a plain
         # text file of relative paths, so memory stays flat.
         self._pending: IO[str] | None = None

@@ -243,8 +243,8 @@ def _image(
             classifications = loaded if isinstance(loaded, dict) else {}
         except orjson.JSONDecodeError:
             report.skip('classifications', 'not a JSON object')
-    report.count('image')
-    report.count('annotation', len(annotations))
+    report.count('images')
+    report.count('annotations', len(annotations))
     return ImportedImage(
         file_name=file_name,
         path=path,

@@ -1,6 +1,6 @@
 """Parquet writer in the Hugging Face ``datasets`` object-detection layout::
 
-    data/<split>-00000-of-0000N.parquet   one or more shards per split (rows in export order)
+    data/<split>-00000-of-0000N.parquet   shards of each split with items (export order)
     README.md                             dataset card: YAML front matter (features, splits
                                           with their sizes, data files) and the class list
 
@@ -222,7 +222,8 @@ class ParquetWriter(FormatWriter):
         splits = []
         for split, spool in self._spools.items():
             spool.end()
-            splits.append(self._write_split(split, spool))
+            if spool.count:  # a split with no items is not declared (no empty shard)
+                splits.append(self._write_split(split, spool))
             spool.close()
         shutil.rmtree(self.root / 'images', ignore_errors=True)
         self._card(splits)

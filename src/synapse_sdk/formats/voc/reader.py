@@ -6,11 +6,15 @@
   actions become boolean class attributes), else ``labels.txt`` (one name per line), else the
   object names in order of appearance. An object whose class no list declares is kept and its
   class added at the end (counted). Attribute and part names never become classes.
-- Objects: the box (coordinates through :func:`~synapse_sdk.formats.voc.convert.voc_to_box`,
-  the convention our writer uses), ``difficult`` / ``truncated`` / ``occluded`` elements as
-  boolean attributes, ``pose`` unless ``Unspecified``, every ``<attributes>`` value (JSON when
-  it parses as JSON, else the text as CVAT and Datumaro write it), ``<actions>`` as booleans,
-  and ``<part>`` boxes as the object's ``parts`` (``[{"name", "bbox"}]``).
+- Objects: the box (coordinates through :func:`~synapse_sdk.formats.voc.convert.voc_to_box`:
+  ``coordinates="zero_based"`` (default) is the convention of our writer, Datumaro, CVAT,
+  globox, Ultralytics and MMDetection; ``"one_based"`` reads the VOC devkit's 1-based inclusive
+  pixels (Detectron2; our writer's ``-o coordinates=one_based``), ``x = xmin - 1``,
+  ``w = xmax - xmin + 1``; the files do not say which they use, so it is not guessed),
+  ``difficult`` / ``truncated`` / ``occluded`` elements as boolean attributes, ``pose`` unless
+  ``Unspecified``, every ``<attributes>`` value (JSON when it parses as JSON, else the text as
+  CVAT and Datumaro write it), ``<actions>`` as booleans, and ``<part>`` boxes as the object's
+  ``parts`` (``[{"name", "bbox"}]``).
 - Images: an image with no XML is a negative sample (imported, no annotations). ``<filename>``
   must resolve inside ``JPEGImages/`` (or ``--images``); otherwise the file is refused and
   reported. Per-class lists (``ImageSets/Main/<class>_<split>.txt``) flag image-level labels:
@@ -32,6 +36,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from synapse_sdk.errors import ParamsError
 from synapse_sdk.formats._reader import (
     IMAGE_EXTS,
     NOT_FOUND,
@@ -47,7 +52,10 @@ from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportRe
 from synapse_sdk.formats.images import image_size
 from synapse_sdk.formats.voc.convert import voc_to_box
 
-__all__ = ['read_dataset']
+__all__ = ['COORDINATES', 'read_dataset']
+
+#: The values of ``coordinates`` (``synapse data import voc --coordinates``).
+COORDINATES = ('zero_based', 'one_based')
 
 _PER_CLASS = re.compile(r'^(\S.*?)\s+(-1|0|1)$')
 _FLAGS = ('difficult', 'truncated', 'occluded')
@@ -76,7 +84,7 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in ('1', 'true', 'yes')
 
 
-def _box(el: ET.Element) -> list[float]:
+def _box(el: ET.Element, one_based: bool = False) -> list[float]:
     box = el.find('bndbox')
     if box is None:
         raise ValueError('no <bndbox>')
@@ -90,7 +98,7 @@ def _box(el: ET.Element) -> list[float]:
             raise ValueError(f'<{key}> is not a finite number')
         values.append(value)
     xmin, ymin, xmax, ymax = values
-    bbox = voc_to_box(xmin, ymin, xmax, ymax)
+    bbox = voc_to_box(xmin, ymin, xmax, ymax, one_based=one_based)
     if bbox[2] < 0 or bbox[3] < 0:
         raise ValueError('xmax < xmin or ymax < ymin')
     return bbox
@@ -114,12 +122,12 @@ def _exact(el: ET.Element, listed: dict[str, str | None]) -> bool:
     return True
 
 
-def _object(el: ET.Element, ann_id: str) -> dict[str, Any]:
+def _object(el: ET.Element, ann_id: str, one_based: bool = False) -> dict[str, Any]:
     """One ``<object>`` as a document annotation; ValueError names what is wrong."""
     name = _text(el, 'name')
     if not name:
         raise ValueError('object without <name>')
-    bbox = _box(el)
+    bbox = _box(el, one_based)
     block = el.find('attributes')
     listed: dict[str, Any] = {}
     if block is not None:
@@ -159,7 +167,7 @@ def _object(el: ET.Element, ann_id: str) -> dict[str, Any]:
     for part in el.findall('part'):
         part_name = _text(part, 'name')
         if part_name:
-            parts.append({'name': part_name, 'bbox': _box(part)})
+            parts.append({'name': part_name, 'bbox': _box(part, one_based)})
     if parts:
         ann['parts'] = parts
     return ann
@@ -252,10 +260,22 @@ class _Classes:
 
 
 def read_dataset(
-    path: Path, images: Path | None = None, classes: Sequence[str] | str | None = None
+    path: Path,
+    images: Path | None = None,
+    classes: Sequence[str] | str | None = None,
+    coordinates: str = 'zero_based',
 ) -> ImportedDataset:
     """Read a VOC dataset (see the module docstring). The configuration is complete once the
-    images have been iterated (undeclared classes are added as they are met)."""
+    images have been iterated (undeclared classes are added as they are met). ``coordinates``
+    is ``zero_based`` (default) or ``one_based`` (the devkit's); anything else is a
+    :class:`ParamsError` naming it."""
+    if coordinates not in COORDINATES:
+        allowed = ', '.join(COORDINATES)
+        raise ParamsError(
+            'Invalid VOC import option',
+            [('coordinates', f'got {coordinates!r}; allowed: {allowed}')],
+        )
+    one_based = coordinates == 'one_based'
     path = Path(path)
     if not path.is_dir():
         raise input_error(path, 'not a directory')
@@ -273,7 +293,7 @@ def read_dataset(
 
     def produce() -> Iterator[ImportedImage]:
         for root in roots:
-            yield from _read_root(root, images, known, report)
+            yield from _read_root(root, images, known, report, one_based)
 
     return ImportedDataset(
         known.configuration, LazyImages(produce, report), title=path.name, report=report
@@ -295,7 +315,7 @@ def _stems(root: Path, image_dir: Path, listed: list[str]) -> list[tuple[str, Pa
 
 
 def _read_root(
-    root: Path, images: Path | None, known: _Classes, report: ImportReport
+    root: Path, images: Path | None, known: _Classes, report: ImportReport, one_based: bool
 ) -> Iterator[ImportedImage]:
     splits, flagged, listed = _main_lists(root)
     image_dir = images or root / 'JPEGImages'
@@ -307,7 +327,7 @@ def _read_root(
         if xml is None:
             item = _negative(stem, image_dir, stem in splits, report)
         else:
-            item = _read(xml, image_dir, known, report)
+            item = _read(xml, image_dir, known, report, one_based)
         if item is None:
             continue
         present = {a['category'] for a in item.annotations}
@@ -355,7 +375,7 @@ def _glob_escape(text: str) -> str:
 
 
 def _read(
-    xml: Path, image_dir: Path, known: _Classes, report: ImportReport
+    xml: Path, image_dir: Path, known: _Classes, report: ImportReport, one_based: bool = False
 ) -> ImportedImage | None:
     try:
         root = ET.parse(xml).getroot()
@@ -378,7 +398,7 @@ def _read(
     annotations = []
     for i, el in enumerate(root.findall('object'), 1):
         try:
-            ann = _object(el, str(i))
+            ann = _object(el, str(i), one_based)
         except ValueError as exc:
             report.skip('annotation', f'malformed <object>: {exc}')
             continue

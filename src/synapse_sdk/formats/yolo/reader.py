@@ -7,6 +7,8 @@
   ``pose`` when ``kpt_shape`` is set, else ``detect`` with polygons read as segments.
 - Darknet: ``obj.data`` names the class file and the split lists; list entries are relative to
   the dataset folder, a leading ``data/`` (Darknet's working folder) is dropped.
+- Ultralytics' classify layout (``<split>/<class>/<image>``, ``task: classify`` or no yaml):
+  image-level labels, see :mod:`synapse_sdk.formats.yolo.classify`.
 - Neither: ``classes`` (``--classes a,b,c`` or a names file) or a names file in the folder
   (``obj.names``, ``classes.txt``, ``*.names``) gives the classes; images are those under
   ``images/[<split>/]``, ``<split>/images/`` or the folder itself.
@@ -43,6 +45,7 @@ from synapse_sdk.formats._reader import (
 )
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.images import image_size
+from synapse_sdk.formats.yolo.classify import classify_config, read_classify
 from synapse_sdk.formats.yolo.convert import TASKS, yolo_to_annotation
 
 __all__ = ['read_dataset']
@@ -99,6 +102,7 @@ class _Layout:
         self.root = root
         self.report = report
         self.splits: list[tuple[str | None, list[str], Path]] = []  # (split, entries, base)
+        self._checked: set[Path] = set()  # label folders already checked for orphans
 
     def entry_path(self, base: Path, entry: str) -> Path | None:
         """A split entry (folder or list file) inside the root, or None (reported)."""
@@ -123,15 +127,31 @@ class _Layout:
             if target is None:
                 continue
             if target.is_dir():
+                stems = set()
                 for f in sorted(target.iterdir()):
                     if f.suffix.lower() in IMAGE_EXTS:
+                        stems.add(f.stem)
                         found, reason = resolve_inside(self.root, str(f.relative_to(self.root)))
                         if found is None:
                             self.report.skip('image', reason or OUTSIDE)
                         else:
                             yield found
+                self._orphan_labels(target, stems)
             else:
                 yield from self._listed(target)
+
+    def _orphan_labels(self, folder: Path, stems: set[str]) -> None:
+        """Label files of ``folder``'s ``labels/`` twin whose image is missing: counted (their
+        annotations cannot be read without the image's size), never dropped silently."""
+        twin = _label_paths(folder / 'x.jpg')[0].parent
+        if twin == folder or not twin.is_dir() or twin in self._checked:
+            return  # (a yaml's val may name the train folder again: counted once)
+        self._checked.add(twin)
+        if not twin.resolve().is_relative_to(self.root.resolve()):
+            return
+        for label in sorted(twin.glob('*.txt')):
+            if label.stem not in stems:
+                self.report.skip('image file', f'{NOT_FOUND} (a label file without its image)')
 
     def _listed(self, list_file: Path) -> Iterator[Path]:
         for line in list_file.read_text(encoding='utf-8').splitlines():
@@ -259,6 +279,9 @@ def read_dataset(
     path = Path(path)
     if not path.exists():
         raise input_error(path, 'no such file or directory')
+    classify = classify_config(path, task)
+    if classify is not None:  # <split>/<class>/<image>: image-level labels
+        return read_classify(path, classify, images, class_list(classes))
     report = ImportReport()
     early = ImportReport()
     data, source, layout, title = _discover(path, images, class_list(classes), early)
@@ -289,7 +312,7 @@ def read_dataset(
 
     def produce() -> Iterator[ImportedImage]:
         report.update(early)
-        layout.report = report
+        layout.report, layout._checked = report, set()  # a new pass counts afresh
         seen: set[Path] = set()
         for split, entries, base in layout.splits:
             for image in layout.images(entries, base):

@@ -15,6 +15,7 @@ item that already carries a ``split`` (planned over the whole selection) keeps i
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +29,22 @@ from synapse_sdk.plugins.actions.export.item import ItemContext, Sink
 from synapse_sdk.plugins.actions.export.models import ExportStatus
 
 SUCCESS = ExportStatus.SUCCESS
+
+
+#: Folders the writers make for original images (``images/<split>``, ``JPEGImages``).
+IMAGE_DIRS = ('images', 'JPEGImages')
+
+
+def remove_empty_image_dirs(root: Path) -> None:
+    """An export without originals keeps no empty image folders (only empty ones go)."""
+    for name in IMAGE_DIRS:
+        top = root / name
+        if not top.is_dir():
+            continue
+        below = sorted((p for p in top.rglob('*') if p.is_dir()), key=lambda p: -len(p.parts))
+        for directory in [*below, top]:
+            with contextlib.suppress(OSError):  # not empty: an image is there
+                directory.rmdir()
 
 
 class WriterSink:
@@ -166,6 +183,8 @@ class WriterSink:
         self.exporter.wait_for_downloads()
         if self.writer is not None:
             self.writer.finish()
+        if not self.save_original:
+            remove_empty_image_dirs(self.root)
 
     def abort(self) -> None:
         self.exporter.wait_for_downloads(cancel=True)

@@ -133,6 +133,9 @@ class BaseExporter:
         self._stems = StemAllocator()
         self._downloader: Downloader | None = None
         self._made_dirs: set[Path] = set()
+        #: The first exception an item's conversion raised here (the cause of "every item
+        #: failed", so the error shows the plugin's file and line).
+        self.first_error: BaseException | None = None
 
     # -- params --------------------------------------------------------------------------------
     @property
@@ -363,7 +366,9 @@ class BaseExporter:
         self.write_reports(part, expected)
         if part.items and part.failed == part.items:
             reasons = '; '.join(f'item {e["id"]}: {e["reason"]}' for e in part.data_errors[:3])
-            raise ExportError(f'Every item failed ({part.items}), e.g. {reasons}')
+            raise ExportError(
+                f'Every item failed ({part.items}), e.g. {reasons}'
+            ) from self.first_error
         if self.strict:
             problems = strict_problems(part)
             if problems:
@@ -497,6 +502,8 @@ def warnings(part: PartResult, expected: int, save_original: bool) -> list[str]:
     clamped = int((report.get('annotations') or {}).get('clamped') or 0)
     if clamped:
         lines.append(f'{_n(clamped, "annotation")} clamped to the image bounds')
+    # What a writer warned about (report.extra['warnings']); once, though every shard says it.
+    lines += dict.fromkeys(str(w) for w in report.get('warnings') or ())
     if part.failed:
         lines.append(f'{_n(part.failed, "item")} failed (see error_file_list.json)')
     if save_original and part.failed_originals:

@@ -41,7 +41,7 @@ class ExportParams(BaseModel):
     description: str | None = Field(None, description='Free text kept in the export report')
     storage: int = Field(..., description='Storage id the export is written to')
     save_original_file: bool = Field(True, description='Also save the original media files')
-    path: str = Field('', description='Directory inside the storage, relative to its root')
+    path: str = Field('exports', description='Directory inside the storage, relative to its root')
     target: str = Field(..., description='What to export: assignment, ground_truth or task')
     filter: dict[str, Any] = Field(
         default_factory=dict, description='Filters for the target, e.g. {"project": 1}'

@@ -244,8 +244,8 @@ class ItemPipeline:
                     ex.current = None
                     if strict and (report.clamped or report.skipped):
                         raise ExportError(strict_message(report, item))
-                if recorder.fatal is not None:
-                    raise recorder.fatal
+                if recorder.fatal is not None:  # the item's own exception is its cause
+                    raise recorder.fatal from self.exporter.first_error
                 if index >= next_progress:
                     next_progress = index + progress_step
                     run.set_progress(index, max(total, index), DATASET_CONVERSION)
@@ -295,6 +295,7 @@ class ItemPipeline:
         except Exception as exc:
             item.data_status = FAILED
             item.error = describe(exc)
+            ex.first_error = ex.first_error or exc  # the CLI points at its line
         return item
 
 
