@@ -28,6 +28,8 @@ SPLIT_ALIASES = {
     'testing': 'test',
 }
 
+_POSIX = os.name == 'posix'
+
 #: What a refused path is reported as (``image file: <reason>``).
 OUTSIDE = 'path outside the images folder'
 ABSOLUTE = 'absolute path'
@@ -104,19 +106,27 @@ def resolve_inside(
     the path again; a missing file needs no more either. Anything else is resolved fully.
     """
     text = name.replace('\\', '/')
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(name).drive:
+    # absolute: a leading separator (UNC names too), or a drive letter ("C:")
+    if text.startswith('/') or (name[1:2] == ':' and PureWindowsPath(name).drive):
         return None, ABSOLUTE
     if root is None:
         root = base.resolve()
-    target = Path(os.path.normpath(root / text))
-    if not target.is_relative_to(root):
+    root_text = str(root)
+    target_text = os.path.normpath(os.path.join(root_text, text))
+    if _POSIX:  # normalised absolute paths: "inside" is a prefix up to a separator
+        prefix = root_text if root_text.endswith(os.sep) else root_text + os.sep
+        inside = target_text == root_text or target_text.startswith(prefix)
+    else:
+        inside = Path(target_text).is_relative_to(root)
+    if not inside:
         return None, OUTSIDE
     try:
-        st = os.lstat(target)
+        st = os.lstat(target_text)
     except OSError:  # missing (or a component is): what resolving strictly would say too
         return None, NOT_FOUND
-    if not stat.S_ISLNK(st.st_mode) and target.parent == root:
-        return (target, None) if stat.S_ISREG(st.st_mode) else (None, NOT_FOUND)
+    if not stat.S_ISLNK(st.st_mode) and os.path.dirname(target_text) == root_text:
+        return (Path(target_text), None) if stat.S_ISREG(st.st_mode) else (None, NOT_FOUND)
+    target = Path(target_text)
     try:
         real = target.resolve(strict=True)
     except (OSError, RuntimeError):
