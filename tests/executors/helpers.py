@@ -39,6 +39,8 @@ def params_for(fmt: str, target: str, name: str) -> dict[str, Any]:
     else:
         flt = {'project': 1}
         extra = {'split': 'train=0.5,val=0.3,test=0.2', 'seed': 7}
+    if fmt == 'dm':  # dm has no splits (it refuses one): only the seed is left to pass
+        extra = {'seed': 7}
     return {
         'name': name,
         'storage': 1,

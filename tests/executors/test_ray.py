@@ -83,7 +83,8 @@ def test_ray_tasks_write_the_single_process_tree(client, backend, fmt, target):
     got = sharded(client, fmt, params, RAY, backend)
     assert_same_export(expected, got)
     report = orjson.loads((got[2] / 'export_report.json').read_bytes())
-    assert report['renamed_files'] and len(report['per_split']) >= 2
+    assert report['renamed_files']
+    assert len(report['per_split']) >= 2 or fmt == 'dm'  # dm has no splits
 
 
 @pytest.mark.parametrize('how', ['raise', 'exit'])

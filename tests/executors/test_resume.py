@@ -16,7 +16,7 @@ import pytest
 from .helpers import seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
-EXPORT = ('export', 'dm', '--project', '1', '--name', 'crashed', '--split', 'train=0.7,val=0.3')
+EXPORT = ('export', 'dm', '--project', '1', '--name', 'crashed')  # dm: one file per item
 
 
 def workers_of(driver: int) -> list[int]:
