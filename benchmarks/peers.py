@@ -16,7 +16,8 @@ that venv exists. For each size N it:
    - imports: ``synapse data import coco`` against Datumaro's (non-stream) import of the file.
 
 Every figure is printed as a ratio to ours (peer time / our time: above 1 means we are faster).
-Wall time here includes interpreter start and imports for every tool alike.
+Wall time here includes interpreter start and imports for every tool alike, from compiled
+bytecode (our sources are compiled first, as a pip install would).
 """
 
 from __future__ import annotations
@@ -148,18 +149,33 @@ def _ours_cmd(home: Path, fmt: str, seeded: dict[str, Any], name: str) -> list[s
 
 
 def _coco_source(home: Path, seeded: dict[str, Any], work: Path) -> Path:
-    """Export the seeded tasks once as COCO with our writer; peers read that file."""
+    """Export the seeded tasks once as COCO with our writer; peers read that file.
+
+    The split files are merged in a child process: this parent must stay small, because on
+    Linux a child's ``ru_maxrss`` starts at the peak RSS of the process that spawned it (a
+    vfork'd child execs from the parent's memory), so a parent that once held the parsed COCO
+    file would show its size as every tool's peak.
+    """
     _timed(_ours_cmd(home, 'coco', seeded, 'peer-source'))
     exported = home / 'storage' / 'bench' / 'peer-source'
-    files = sorted(p for p in exported.rglob('*.json') if p.parent.name == 'annotations')
-    if not files:
-        raise SystemExit(f'no COCO annotation file under {exported}')
     # Datumaro's coco importer wants <root>/annotations/instances_<subset>.json.
     dest = work / 'coco' / 'annotations' / 'instances_default.json'
     dest.parent.mkdir(parents=True, exist_ok=True)
     (work / 'coco' / 'images' / 'default').mkdir(parents=True, exist_ok=True)  # no media
+    cmd = [str(OUR_PYTHON), __file__, '--tool', 'merge', '--src', str(exported),
+           '--out', str(dest)]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(exported, ignore_errors=True)
+    return dest
+
+
+def tool_merge(src: Path, out: Path, task: str | None = None) -> int:
+    """One COCO file of an export's per-split files (``src``: the export directory)."""
     import orjson
 
+    files = sorted(p for p in src.rglob('*.json') if p.parent.name == 'annotations')
+    if not files:
+        raise SystemExit(f'no COCO annotation file under {src}')
     # One file with every section COCO defines (Datumaro's stream reader needs `licenses`).
     merged: dict[str, Any] = {'licenses': [], 'info': {}, 'categories': [], 'images': [],
                               'annotations': []}  # fmt: skip
@@ -169,9 +185,8 @@ def _coco_source(home: Path, seeded: dict[str, Any], work: Path) -> Path:
         merged['annotations'] += doc['annotations']
         merged['categories'] = doc['categories']
         merged['info'] = doc.get('info') or merged['info']
-    dest.write_bytes(orjson.dumps(merged))
-    shutil.rmtree(exported, ignore_errors=True)
-    return dest
+    out.write_bytes(orjson.dumps(merged))
+    return len(merged['images'])
 
 
 def measure_size(n: int, repeat: int, tmp: Path, peers: bool, imports: bool) -> dict[str, Any]:
@@ -278,15 +293,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--repeat', type=int, default=3, help='rounds (median time)')
     parser.add_argument('--no-import', action='store_true', help='skip the import comparison')
     parser.add_argument('--output', default=str(ROOT / '.bench' / 'peers.json'))
-    parser.add_argument('--tool', choices=sorted(TOOLS), help=argparse.SUPPRESS)
+    parser.add_argument('--tool', choices=[*sorted(TOOLS), 'merge'], help=argparse.SUPPRESS)
     parser.add_argument('--task', help=argparse.SUPPRESS)
     parser.add_argument('--src', help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tool:
-        count = TOOLS[args.tool](Path(args.src), Path(args.out), args.task)
+        tools = {**TOOLS, 'merge': tool_merge}
+        count = tools[args.tool](Path(args.src), Path(args.out), args.task)
         print(json.dumps({'items': count}))
         return
+    # Every tool starts from compiled bytecode, as a pip install leaves it: the peers' site
+    # packages have theirs, and our editable install gets its own here (an environment with
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile our sources in every timed run).
+    subprocess.run([str(OUR_PYTHON), '-m', 'compileall', '-q', str(ROOT / 'src')], check=True)
     peers = (PEERS_VENV / 'bin' / 'python').exists()
     if not peers:
         print('no .bench/peers-venv (make bench-peers): Datumaro and globox are left out',

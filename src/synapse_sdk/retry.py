@@ -14,14 +14,14 @@ are injectable, so tests check the waits without waiting::
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import tenacity
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ['RETRY_STATUSES', 'RetryPolicy', 'Transient', 'parse_retry_after']
 
@@ -69,6 +69,8 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # only for an HTTP date
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -121,6 +123,7 @@ class RetryPolicy:
         """Run ``fn`` until it returns, raises something other than :class:`Transient`, or
         has failed ``retries + 1`` times (then the last :class:`Transient` is raised, with
         ``attempts`` set). ``on_retry(exc, attempt, delay)`` is called before each wait."""
+        import tenacity  # imported by the first call: a run that never calls out skips it
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

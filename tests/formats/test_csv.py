@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synapse_sdk.formats.csv.convert import COLUMNS
 from synapse_sdk.formats.csv.reader import read_dataset
+from synapse_sdk.formats.csv.writer import csv_text
 
 from .contract import WriterContract
 from .helpers import export, fixture, make_items
@@ -114,3 +118,25 @@ def test_bad_numbers_are_skipped_not_written(tmp_path: Path) -> None:
     assert report.skipped['area is not a finite number'] == 1
     assert report.skipped['keypoint visibility is not 0, 1 or 2'] == 1
     assert report.skipped['mask counts are invalid (runs do not cover the mask)'] == 1
+
+
+_CELL = st.text(st.sampled_from(['a', ',', '"', '\r', '\n', ' ', '東', '\0', '{', '1']), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.one_of(
+            st.lists(_CELL, min_size=len(COLUMNS), max_size=len(COLUMNS)),
+            st.lists(_CELL, max_size=3),  # other lengths, the single empty cell included
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_rows_are_written_as_the_csv_module_writes_them(rows: list[list[str]]) -> None:
+    """The writer joins cells itself for speed; the text is still csv.writer's, quoting and
+    doubled quotes and line breaks inside cells included."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator='\r\n', quoting=csv.QUOTE_MINIMAL).writerows(rows)
+    assert csv_text(rows) == buffer.getvalue()

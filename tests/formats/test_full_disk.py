@@ -1,7 +1,8 @@
 """A full disk fails the items it hits completely, and nothing else.
 
 The disk is simulated at the file-object level (every file a writer opens writes part of what it
-is given, then raises ``ENOSPC``, while the disk is "full"), so the partial-write paths run for
+is given, then raises ``ENOSPC``, while the disk is "full"; per-item files written with
+``os.write`` likewise), so the partial-write paths run for
 real: a failed item leaves no file, no row in an index and no spent id behind, later items are
 written normally once space is back, and a failure while finishing raises. The real thing (a
 small tmpfs) is ``test_full_disk_tmpfs.py``.
@@ -103,7 +104,22 @@ def disk(monkeypatch: pytest.MonkeyPatch) -> Disk:
     def flaky_tempfile(*args: Any, **kwargs: Any) -> Any:
         return FlakyFile(real_tempfile(*args, **kwargs), disk)
 
+    real_write = base_module._os_write
+    partial: set[int] = set()  # descriptors that stored part of a write while the disk was full
+
+    def flaky_os_write(fd: int, data: Any) -> int:  # ``write_file`` writes at the os level
+        view = memoryview(data)
+        if disk.full and len(view):
+            if fd in partial:
+                partial.discard(fd)
+                disk.failures += 1
+                raise OSError(errno.ENOSPC, 'No space left on device')
+            partial.add(fd)
+            return int(real_write(fd, view[: max(1, len(view) // 2)]))
+        return int(real_write(fd, view))
+
     monkeypatch.setattr(base_module, 'open', flaky_open, raising=False)
+    monkeypatch.setattr(base_module, '_os_write', flaky_os_write)
     monkeypatch.setattr(coco_writer.tempfile, 'TemporaryFile', flaky_tempfile)
     return disk
 

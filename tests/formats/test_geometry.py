@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_utils
@@ -29,6 +29,7 @@ from synapse_sdk.formats.geometry import (
     mask_polygons,
     mask_to_rle,
     min_area_box,
+    plain_points_box,
     points2,
     polygon_area,
     rle_area,
@@ -286,3 +287,30 @@ def test_rle_counts_reads_the_runs() -> None:
 
     assert rle_counts({'size': [2, 2], 'counts': [1, 2, 1]}) == [1, 2, 1]
     assert rle_counts(mask_to_rle(np.array([[0, 1], [1, 0]], bool))) == [1, 2, 1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    points=st.lists(
+        st.lists(st.one_of(st.sampled_from([0, 1, 2.5]), st.integers(-2, 30), st.floats(-1, 31),
+                           st.sampled_from([float('nan'), float('inf'), True, None])),
+                 min_size=1, max_size=3),
+        max_size=6,
+    )
+    | st.lists(st.lists(st.sampled_from([0, 1, 2, 1.5, 3]), min_size=2, max_size=2),
+               max_size=5),  # small grids: flat, single-point and border polygons
+    size=st.tuples(st.integers(1, 30), st.integers(1, 30)) | st.just((2, 2)),
+)  # fmt: skip
+def test_plain_points_box_is_the_checked_enclosing_box(
+    points: list[Any], size: tuple[int, int]
+) -> None:
+    """When it answers, the shortcut's box is exactly points2 -> enclosing_box, inside the
+    image with a positive size (nothing to clamp or refuse)."""
+    box = plain_points_box(points, *size)
+    event('shortcut' if box is not None else 'declined')
+    if box is None:
+        return
+    checked = enclosing_box(points2(points))
+    assert list(box) == checked
+    x, y, w, h = box
+    assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= size[0] and y + h <= size[1]

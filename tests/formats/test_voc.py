@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ParamsError
@@ -16,7 +16,7 @@ from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.voc.convert import annotation_to_voc, box_to_voc, voc_to_box
 from synapse_sdk.formats.voc.reader import read_dataset
-from synapse_sdk.formats.voc.writer import VocWriter
+from synapse_sdk.formats.voc.writer import VocWriter, object_xml, plain_object_xml, voc_xml
 
 from .contract import WriterContract
 from .helpers import export, make_items, tree
@@ -265,3 +265,170 @@ def test_one_based_option(tmp_path: Path) -> None:
     root = ET.parse(tmp_path / 'Annotations' / 'crossing 0007.xml').getroot()
     box = [root.findtext(f'object/bndbox/{k}') for k in ('xmin', 'ymin', 'xmax', 'ymax')]
     assert box == ['13', '11', '33', '22']  # [12.5, 10, 20, 12]: the pixels it touches
+
+
+# -- the XML text is ElementTree's, byte for byte ------------------------------------------------
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _elementtree_xml(file_name: str, width: int, height: int, objects: list[Any]) -> str:
+    """The annotation XML built as an ElementTree and indented (the writer's former way)."""
+    root = ET.Element('annotation')
+    _sub(root, 'folder', 'JPEGImages')
+    _sub(root, 'filename', file_name)
+    _sub(_sub(root, 'source'), 'database', 'Synapse')
+    size = _sub(root, 'size')
+    _sub(size, 'width', str(width))
+    _sub(size, 'height', str(height))
+    _sub(size, 'depth', '3')
+    _sub(root, 'segmented', '0')
+    for obj in objects:
+        el = _sub(root, 'object')
+        for key, value in obj.items():
+            if key == 'bndbox':
+                box = _sub(el, 'bndbox')
+                for k in ('xmin', 'ymin', 'xmax', 'ymax'):
+                    _sub(box, k, value[k])
+            elif key == 'attributes':
+                if value:
+                    attrs = _sub(el, 'attributes')
+                    for name, text in value:
+                        a = _sub(attrs, 'attribute')
+                        _sub(a, 'name', name)
+                        _sub(a, 'value', text)
+            else:
+                _sub(el, key, value)
+    ET.indent(root, space='  ')
+    return ET.tostring(root, encoding='unicode').replace('\r', '&#13;') + '\n'
+
+
+_TEXT = st.text(st.sampled_from(['a', ' ', '&', '<', '>', '"', "'", '\r', '\n', '\t', '東', ']']),
+                max_size=5)  # fmt: skip
+_OBJECT = st.fixed_dictionaries({
+    'name': _TEXT, 'pose': _TEXT, 'truncated': st.sampled_from(['0', '1']), 'occluded': _TEXT,
+    'difficult': st.just('0'),
+    'bndbox': st.fixed_dictionaries({k: _TEXT for k in ('xmin', 'ymin', 'xmax', 'ymax')}),
+    'attributes': st.lists(st.tuples(_TEXT, _TEXT), max_size=2),
+})  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=_TEXT, width=st.integers(1, 10_000), height=st.integers(1, 10_000),
+       objects=st.lists(_OBJECT, max_size=3))  # fmt: skip
+def test_the_xml_text_is_what_elementtree_writes(
+    name: str, width: int, height: int, objects: list[Any]
+) -> None:
+    """Written as text for speed, the XML stays exactly the indented ElementTree output:
+    escaping, empty elements (``<name />``), carriage returns, nesting."""
+    assert voc_xml(name, width, height, objects) == _elementtree_xml(name, width, height, objects)
+
+
+_ODD = st.sampled_from([float('nan'), float('inf'), -0.0, -1, 1e16, True, '3'])
+_FLAG = st.sampled_from([True, False, None, 'yes', 'no', 0, 1])
+
+
+@st.composite
+def _box_in(draw: Any, size: tuple[int, int]) -> list[Any]:
+    """Mostly boxes inside the image (ints or floats, touching the border or not), sometimes
+    one odd value (NaN, inf, -0.0, negative, huge, a bool, a string) or a wrong length."""
+    box: list[Any] = []
+    for extent in size:
+        if draw(st.booleans()):
+            a, b = draw(st.integers(0, extent)), draw(st.integers(0, extent + 1))
+        else:
+            a, b = draw(st.floats(0, extent)), draw(st.floats(0, extent + 0.5))
+        box.insert(len(box) // 2, min(a, b))
+        box.append(max(a, b) - min(a, b))
+    if draw(st.integers(0, 3)) == 0:
+        box[draw(st.integers(0, 3))] = draw(_ODD)
+    if draw(st.integers(0, 9)) == 0:
+        box = box[: draw(st.integers(0, 3))]
+    return box
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    data=st.data(),
+    category=st.sampled_from(['car', 'car', 'car', 'a&b<c>', '', 'bad\x01name', 'road ']),
+    attributes=st.one_of(
+        st.dictionaries(st.sampled_from(['truncated', 'occluded', 'difficult']), st.booleans(),
+                        max_size=3),
+        st.none(),
+        st.dictionaries(st.sampled_from(['truncated', 'occluded', 'difficult', 'pose', 'color']),
+                        _FLAG, max_size=3),
+        st.just(['not', 'a', 'dict']),
+    ),
+    rotation=st.sampled_from([None, None, None, 0, 0.0, 0.3]),
+    iscrowd=st.sampled_from([None, None, None, False, True]),
+    tool=st.sampled_from(['bounding_box'] * 3 + ['polygon'] * 2),
+    size=st.tuples(st.integers(1, 120), st.integers(1, 120)),
+)  # fmt: skip
+def test_a_plain_box_is_written_as_the_general_path_writes_it(
+    data: Any, category: str, attributes: Any, rotation: Any, iscrowd: Any, tool: str,
+    size: tuple[int, int],
+) -> None:  # fmt: skip
+    """The writer's shortcut for plain boxes gives exactly the general path's object, and
+    declines (None) whenever the general path would convert, clamp, skip or report."""
+    ann: dict[str, Any] = {'id': 'a1', 'category': category, 'tool': tool}
+    if tool == 'bounding_box':
+        ann['bbox'] = data.draw(_box_in(size))
+    else:  # points inside the image, sometimes one outside or odd
+        n = data.draw(st.integers(0, 6))
+        ann['points'] = [list(data.draw(_box_in(size))[:2]) for _ in range(n)]
+        if n and data.draw(st.integers(0, 3)) == 0:
+            ann['points'][0] = [data.draw(_ODD), 1]
+    for key, value in (('attributes', attributes), ('rotation', rotation), ('iscrowd', iscrowd)):
+        if value is not None:
+            ann[key] = value
+    fast_log = ItemLog('item')
+    fast = plain_object_xml(ann, *size, fast_log)
+    event(f'shortcut taken ({tool})' if fast is not None else 'general path')
+    if fast is None:
+        assert not fast_log._events  # declined: nothing reported twice
+        return
+    log = ItemLog('item')
+    assert fast == object_xml(annotation_to_voc(ann, image_size=size, log=log))
+    assert fast_log._events == log._events  # the same reports (a polygon's conversion)
+
+
+@pytest.mark.parametrize('value', [True, False, None, 'no', 'yes', 0, 1, 'true'])
+@pytest.mark.parametrize('key', ['truncated', 'occluded', 'difficult'])
+def test_the_plain_box_shortcut_reads_flags_as_the_general_path(key: str, value: Any) -> None:
+    ann = {'id': 'a', 'category': 'car', 'tool': 'bounding_box', 'bbox': [0, 1, 5, 5],
+           'attributes': {key: value}}  # fmt: skip
+    fast = plain_object_xml(ann, 10, 10)
+    slow = object_xml(annotation_to_voc(ann, image_size=(10, 10)))
+    assert fast in (None, slow)
+    assert (fast is None) == (type(value) is not bool)  # only booleans take the shortcut
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 50), st.integers(1, 50)),
+    data=st.data(),
+    attributes=st.sampled_from([None, {}, {'occluded': True}, {'truncated': False}]),
+)
+def test_a_plain_polygon_is_written_as_the_general_path_writes_it(
+    size: tuple[int, int], data: Any, attributes: Any
+) -> None:
+    w, h = size
+    coordinate = st.one_of(st.integers(0, w + 1), st.floats(-0.5, w + 0.5))
+    points = data.draw(st.lists(st.tuples(coordinate, st.floats(0, h)).map(list), max_size=6))
+    ann: dict[str, Any] = {'id': 'p', 'category': 'road', 'tool': 'polygon', 'points': points}
+    if attributes is not None:
+        ann['attributes'] = attributes
+    fast_log = ItemLog('item')
+    fast = plain_object_xml(ann, w, h, fast_log)
+    event('shortcut taken' if fast is not None else 'general path')
+    if fast is None:
+        assert not fast_log._events
+        return
+    log = ItemLog('item')
+    assert fast == object_xml(annotation_to_voc(ann, image_size=size, log=log))
+    assert fast_log._events == log._events == [('convert', 'polygon -> box (voc)', None)]

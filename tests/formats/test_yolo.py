@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from synapse_sdk.errors import ParamsError
@@ -243,3 +244,46 @@ def test_detect_box_round_trip_within_precision(
         math.isclose(float(p), float(q), abs_tol=2 * 10**-precision)
         for p, q in zip(line.split(), line2.split(), strict=True)
     )
+
+
+_COORD = st.one_of(
+    st.sampled_from([0, 1, 2, 2.5]),  # repeated values: flat and single-point polygons
+    st.integers(-1, 40),
+    st.floats(-0.5, 40.5),
+    st.sampled_from([float('nan'), True, '3']),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    points=st.lists(st.lists(_COORD, min_size=1, max_size=3), max_size=6)
+    | st.lists(
+        st.lists(st.sampled_from([0, 1, 2, 1.5, 3]), min_size=2, max_size=2), max_size=5
+    ),  # small grids: flat, single-point and border polygons
+    size=st.tuples(st.integers(1, 40), st.integers(1, 40)) | st.just((3, 3)),
+    iscrowd=st.sampled_from([None, False, True]),
+)
+def test_a_detect_polygon_takes_the_shortcut_to_the_same_line(
+    points: list[Any], size: tuple[int, int], iscrowd: Any
+) -> None:
+    """A polygon inside the image becomes its box without the checked path; line and reports
+    are what the checked path gives (and anything else is left to it)."""
+    from synapse_sdk.formats.yolo import convert
+
+    ann: dict[str, Any] = {'id': 'p', 'category': 'road', 'tool': 'polygon', 'points': points}
+    if iscrowd is not None:
+        ann['iscrowd'] = iscrowd
+    converter = convert.YoloConverter('detect')
+
+    def run() -> tuple[Any, list[Any]]:
+        log = ItemLog('item')
+        try:
+            return converter.line(ann, 2, *size, log), log._events
+        except (Unsupported, TypeError, ValueError) as exc:
+            return type(exc), log._events
+
+    fast = run()
+    event('shortcut' if isinstance(fast[0], str) and fast[1] else 'other')
+    with patch.object(convert, 'plain_points_box', lambda *args: None):
+        checked = run()
+    assert fast == checked

@@ -4,12 +4,28 @@
 from __future__ import annotations
 
 import os
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from synapse_sdk.clients.backend import BackendClient
 from synapse_sdk.clients.base import ClientBase, LazyResults
-from synapse_sdk.clients.local import LocalClient
+
+if TYPE_CHECKING:
+    from synapse_sdk.clients.backend import BackendClient
+    from synapse_sdk.clients.local import LocalClient
 
 __all__ = ['BackendClient', 'ClientBase', 'LazyResults', 'LocalClient', 'default_client']
+
+# Imported when first used: the HTTP client brings httpx, which a local run never needs.
+_MODULES = {'BackendClient': 'backend', 'LocalClient': 'local'}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(import_module(f'{__name__}.{module}'), name)
+    globals()[name] = value
+    return value
 
 
 def default_client() -> BackendClient | LocalClient:
@@ -21,6 +37,8 @@ def default_client() -> BackendClient | LocalClient:
     """
     host = os.environ.get('SYNAPSE_HOST', '').strip()
     if host:
+        from synapse_sdk.clients.backend import BackendClient
+
         media = os.environ.get('SYNAPSE_MEDIA_HOSTS', '')
         return BackendClient(
             host,
@@ -28,4 +46,6 @@ def default_client() -> BackendClient | LocalClient:
             tenant=os.environ.get('SYNAPSE_TENANT') or None,
             media_hosts=[h.strip() for h in media.split(',') if h.strip()],
         )
+    from synapse_sdk.clients.local import LocalClient
+
     return LocalClient()

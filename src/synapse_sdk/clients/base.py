@@ -107,9 +107,12 @@ class ClientBase(ABC):
         last: int | None = None
         yielded = 0
         probed_after: object = object()  # the cursor of the last re-ask (at most one per cursor)
+        key = spec.key
         while True:
             for record in page.records:
-                value = _key(record, spec.key, spec.path)
+                value = record.get(key) if type(record) is dict else None
+                if type(value) is not int:  # not a plain int (bool included): _key says why
+                    value = _key(record, key, spec.path)
                 if last is not None and (value >= last if descending else value <= last):
                     raise BackendError(
                         f'GET {spec.path}: the server ignored the cursor {cursor}={last} and '

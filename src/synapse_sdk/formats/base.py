@@ -366,23 +366,41 @@ def write_error(exc: OSError, what: str, item: FormatItem | None) -> ItemExportE
     )
 
 
+#: Flags of a per-item file: created or truncated, closed on exec, no newline translation.
+_WRITE_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_CLOEXEC', 0) | getattr(os, 'O_BINARY', 0)
+)
+#: ``os.write``, looked up here on every call (the simulated full disk of the tests swaps it).
+_os_write = os.write
+
+
 def write_file(path: str | os.PathLike[str], data: bytes, item: FormatItem | None = None) -> None:
     """Write a whole file, all or nothing: after a failed write (a full disk) the file is
     removed again, so no partial file is left, and :class:`ItemExportError` is raised naming
     the item (the ``OSError`` itself when no item is given: a summary file).
 
-    One ``open`` and one ``write`` (no temporary name and rename: that doubled the cost of the
-    per-item files, and the staging directory of an export that dies is never published).
+    One ``open``, ``write`` and ``close`` at the ``os`` level (no temporary name and rename:
+    that doubled the cost of the per-item files, and the staging directory of an export that
+    dies is never published; no file object either: a third of the cost of 20,000 label
+    files was building and closing them).
     """
+    fd = -1
     try:
-        with open(path, 'wb', buffering=0) as fh:
-            view = memoryview(data)
+        fd = os.open(path, _WRITE_FLAGS, 0o666)
+        n = _os_write(fd, data)
+        if n != len(data):  # a short write: the rest, until the disk refuses
+            view = memoryview(data)[n:]
             while view:
-                n = fh.write(view)
+                n = _os_write(fd, view)
                 if not n:
                     raise OSError(errno.ENOSPC, 'No space left on device (short write)')
                 view = view[n:]
+        fd, opened = -1, fd
+        os.close(opened)
     except OSError as exc:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(path)
         if item is None:

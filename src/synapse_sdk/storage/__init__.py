@@ -5,14 +5,23 @@
   atomically to ``<root>/<path>/<name>`` (``name(1)``, ``name(2)`` ... when taken).
 - :func:`validate_rel_path` and :func:`validate_name` keep params from escaping the root.
 - :class:`Downloader` fetches original files in parallel with retries.
+
+The names are imported when first used (object storages bring fsspec, downloads httpx), so
+importing this package costs nothing an export to a local directory does not need.
 """
 
-from synapse_sdk.storage.base import StorageLocation
-from synapse_sdk.storage.download import Downloader, DownloadError
-from synapse_sdk.storage.local import LocalStorage
-from synapse_sdk.storage.paths import sanitize_url, validate_name, validate_rel_path
-from synapse_sdk.storage.resolve import SUPPORTED_PROVIDERS, open_storage
-from synapse_sdk.storage.s3 import ObjectStorage
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synapse_sdk.storage.base import StorageLocation
+    from synapse_sdk.storage.download import Downloader, DownloadError
+    from synapse_sdk.storage.local import LocalStorage
+    from synapse_sdk.storage.paths import sanitize_url, validate_name, validate_rel_path
+    from synapse_sdk.storage.resolve import SUPPORTED_PROVIDERS, open_storage
+    from synapse_sdk.storage.s3 import ObjectStorage
 
 __all__ = [
     'SUPPORTED_PROVIDERS',
@@ -26,3 +35,29 @@ __all__ = [
     'validate_name',
     'validate_rel_path',
 ]
+
+_MODULES = {
+    'SUPPORTED_PROVIDERS': 'resolve',
+    'DownloadError': 'download',
+    'Downloader': 'download',
+    'LocalStorage': 'local',
+    'ObjectStorage': 's3',
+    'StorageLocation': 'base',
+    'open_storage': 'resolve',
+    'sanitize_url': 'paths',
+    'validate_name': 'paths',
+    'validate_rel_path': 'paths',
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(import_module(f'{__name__}.{module}'), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

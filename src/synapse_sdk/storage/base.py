@@ -11,9 +11,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import fsspec
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage.paths import STAGING_PREFIX, validate_name, validate_rel_path
@@ -29,6 +27,9 @@ from synapse_sdk.storage.staging import (
     trash_name,
     write_marker,
 )
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ['MAX_SUFFIX', 'StorageLocation', 'name_candidates']
 
@@ -82,14 +83,15 @@ class StorageLocation(ABC):
     def __init__(
         self,
         provider: str,
-        fs: fsspec.AbstractFileSystem,
+        fs: fsspec.AbstractFileSystem | None,
         root: str,
         *,
         storage_id: Any = None,
         storage_name: str | None = None,
     ) -> None:
         self.provider = provider
-        self.fs = fs
+        if fs is not None:  # None: the subclass makes its filesystem when first used
+            self.fs = fs
         self.root = root
         self.storage_id = storage_id
         self.storage_name = storage_name

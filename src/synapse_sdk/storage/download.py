@@ -48,16 +48,16 @@ from collections.abc import Collection, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
-
-import fsspec
-import httpx
 
 from synapse_sdk.errors import StorageError
 from synapse_sdk.retry import RETRY_STATUSES, RetryPolicy, Transient, parse_retry_after
 from synapse_sdk.storage.paths import sanitize_url
+
+if TYPE_CHECKING:
+    import fsspec
+    import httpx
 
 __all__ = [
     'RETRY_STATUS',
@@ -69,6 +69,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _httpx() -> Any:
+    """httpx, imported when a URL is first parsed or fetched (an export that copies no
+    originals never needs it, and it is a tenth of a second of start-up)."""
+    import httpx
+
+    return httpx
+
 
 #: HTTP statuses worth retrying (the one set of :mod:`synapse_sdk.retry`).
 RETRY_STATUS = RETRY_STATUSES
@@ -192,7 +201,7 @@ class SourcePolicy:
         ``local_roots``."""
         origins = set()
         for url in urls:
-            parts = httpx.URL(url)
+            parts = _httpx().URL(url)
             origins.add(_origin(parts.scheme, parts.host, parts.port))
         return cls(frozenset(origins), tuple(Path(r) for r in local_roots), label or '')
 
@@ -350,7 +359,7 @@ class _RedactUrls(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                sanitize_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
+                sanitize_url(arg) if isinstance(arg, _httpx().URL) else arg for arg in record.args
             )
         return True
 
@@ -423,6 +432,7 @@ class Downloader:
         self._fs_protocols = {protocol} if isinstance(protocol, str) else set(protocol)
         self._headers = dict(headers or {})
         self._header_hosts = frozenset(header_hosts) if header_hosts is not None else None
+        httpx = _httpx()
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout),
             headers={'User-Agent': 'synapse-sdk'},
@@ -556,6 +566,8 @@ class Downloader:
         elif scheme == 'file':
             if parts.netloc not in ('', 'localhost'):
                 raise _Fatal(f'file:// URL with a remote host {parts.netloc!r} is not supported')
+            from urllib.request import url2pathname  # http.client and email: only here
+
             self._copy_local(url2pathname(parts.path), transfer)
         elif len(scheme) <= 1:  # a plain path (or C:\\...)
             self._copy_local(raw, transfer)
@@ -577,7 +589,7 @@ class Downloader:
 
     def _open_http(self, raw: str, extra: dict[str, str]) -> httpx.Response:
         """Send GET, following redirects by hand so headers never leak to another origin."""
-        url = httpx.URL(raw)
+        url = _httpx().URL(raw)
         self.policy.check_http(url)
         origin = (url.scheme, url.host, url.port)
         for _hop in range(_MAX_REDIRECTS + 1):
@@ -591,6 +603,7 @@ class Downloader:
         raise _Fatal(f'more than {_MAX_REDIRECTS} redirects')
 
     def _fetch_http(self, url: str, transfer: _Transfer) -> None:
+        httpx = _httpx()
         resume = transfer.written > 0 and transfer.tmp is not None
         extra: dict[str, str] = {}
         if resume:

@@ -10,7 +10,6 @@ rename refuses to replace an existing entry (``renameat2(RENAME_NOREPLACE)`` on 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -19,14 +18,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage.base import StorageLocation, name_candidates
 from synapse_sdk.storage.paths import STAGING_PREFIX, validate_name, validate_rel_path
 from synapse_sdk.storage.staging import StagingInfo, remove_meta, walk_dir
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ['LocalStorage']
 
@@ -36,7 +36,14 @@ logger = logging.getLogger(__name__)
 def _load_noreplace_rename() -> Any:
     """The libc call that renames without replacing, or ``None`` where there is none."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+        if sys.platform.startswith('linux') or sys.platform == 'darwin':
+            # the process's own symbols include libc: no library search (ctypes.util runs
+            # ldconfig for it) on every start
+            libc = ctypes.CDLL(None, use_errno=True)
+        else:
+            from ctypes.util import find_library
+
+            libc = ctypes.CDLL(find_library('c') or None, use_errno=True)
     except OSError:
         return None
     if sys.platform.startswith('linux') and hasattr(libc, 'renameat2'):
@@ -92,14 +99,29 @@ class LocalStorage(StorageLocation):
         storage_name: str | None = None,
     ) -> None:
         root_path = Path(os.path.abspath(root))
+        self._fs: fsspec.AbstractFileSystem | None = None
         super().__init__(
             provider,
-            LocalFileSystem(),
+            None,
             str(root_path),
             storage_id=storage_id,
             storage_name=storage_name,
         )
         self._root_path = root_path
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """fsspec's local filesystem, made on first use: staging and publishing here are plain
+        ``os`` calls, so an export never pays for importing fsspec."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    @fs.setter
+    def fs(self, value: fsspec.AbstractFileSystem) -> None:
+        self._fs = value
 
     def _resolve(self, rel: str, field: str) -> Path:
         rel = validate_rel_path(rel, field)

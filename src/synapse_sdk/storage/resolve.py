@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import ParamsError, StorageError
 from synapse_sdk.storage.base import StorageLocation
 from synapse_sdk.storage.local import LocalStorage
 from synapse_sdk.storage.paths import sanitize_url, validate_rel_path
-from synapse_sdk.storage.s3 import ObjectStorage
+
+if TYPE_CHECKING:
+    from synapse_sdk.storage.s3 import ObjectStorage
 
 __all__ = ['SUPPORTED_PROVIDERS', 'open_storage']
 
@@ -178,6 +180,8 @@ def _open_s3(
             f'{label}: could not set up the {provider} client: {type(exc).__name__}'
         ) from None
     root = f'{bucket}/{prefix}' if prefix else bucket
+    from synapse_sdk.storage.s3 import ObjectStorage  # fsspec: only for object storages
+
     return ObjectStorage(
         provider,
         fs,

@@ -462,7 +462,8 @@ def list_images(fh: IO[bytes], path: Path) -> Iterator[dict[str, Any]]:
         yield img
 
 
-def _image_dirs(group: _Group, images: Path | None) -> list[Path]:
+def _image_dirs(group: _Group, images: Path | None) -> list[tuple[Path, Path]]:
+    """The folders an image of ``group`` may be in, each with its resolved path."""
     split = group.split
     if images is not None:
         dirs = [images, images / split] if split else [images]
@@ -471,13 +472,13 @@ def _image_dirs(group: _Group, images: Path | None) -> list[Path]:
         root = here.parent if here.name == 'annotations' else here
         dirs = [root / 'images' / split, root / split] if split else []
         dirs += [root / 'images', here, root]
-    return [d for d in dict.fromkeys(dirs) if d.is_dir()]
+    return [(d, d.resolve()) for d in dict.fromkeys(dirs) if d.is_dir()]
 
 
-def _locate(file_name: str, dirs: list[Path]) -> tuple[Path | None, str | None]:
+def _locate(file_name: str, dirs: list[tuple[Path, Path]]) -> tuple[Path | None, str | None]:
     reason: str | None = NOT_FOUND
-    for d in dirs:
-        found, reason = resolve_inside(d, file_name)
+    for d, resolved in dirs:
+        found, reason = resolve_inside(d, file_name, resolved)
         if found is not None or reason != NOT_FOUND:
             return found, reason
     return None, reason
@@ -495,7 +496,7 @@ def _image(
     img: dict[str, Any],
     raw: list[dict[str, Any]],
     split: str | None,
-    dirs: list[Path],
+    dirs: list[tuple[Path, Path]],
     names: dict[Any, str],
     kp_names: dict[Any, list[str] | None],
     report: ImportReport,

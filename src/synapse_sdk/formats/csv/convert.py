@@ -101,28 +101,42 @@ def empty_row(item: dict[str, Any]) -> list[str]:
 def annotation_to_row(ann: dict[str, Any], item: dict[str, Any]) -> list[str]:
     """The row of one annotation; raises ``Unsupported`` for a number or mask that is not
     valid (see :func:`~synapse_sdk.formats.geometry.check_numbers`)."""
-    cells = _item_cells(item)
+    cells = item.get('_cells') or _item_cells(item)
     check_numbers(ann, item['_size'])
-    bbox = ann.get('bbox')
-    attributes = ann.get('attributes')
+    get = ann.get
+    bbox = get('bbox')
+    if bbox:  # checked: four int or float values (no bool); the common types formatted inline
+        x, y, w, h = bbox[0], bbox[1], bbox[2], bbox[3]
+        box = [
+            repr(x) if type(x) is float else _num(x),
+            repr(y) if type(y) is float else _num(y),
+            repr(w) if type(w) is float else _num(w),
+            repr(h) if type(h) is float else _num(h),
+        ]
+    else:
+        box = _NO_BOX
+    rotation, area = get('rotation'), get('area')
+    points, keypoints, mask = get('points'), get('keypoints'), get('mask')
+    attributes = get('attributes')
+    dumps = orjson.dumps
     return [
         *cells,
-        str(ann.get('id') or ''),
+        str(get('id') or ''),
         str(ann['category']),
-        str(ann.get('tool') or ''),
-        *([_num(bbox[0]), _num(bbox[1]), _num(bbox[2]), _num(bbox[3])] if bbox else _NO_BOX),
-        _num(ann.get('rotation')),
-        _num(ann.get('area')),
-        '1' if ann.get('iscrowd') else '0',
-        _json(ann.get('points')),
-        _json(ann.get('keypoints')),
-        _json(ann.get('mask')),
-        _json(attributes) if attributes else '{}',
+        str(get('tool') or ''),
+        *box,
+        '' if rotation is None else repr(rotation) if type(rotation) is float else _num(rotation),
+        '' if area is None else repr(area) if type(area) is float else _num(area),
+        '1' if get('iscrowd') else '0',
+        '' if points is None else dumps(points, option=_JSON).decode(),
+        '' if keypoints is None else dumps(keypoints, option=_JSON).decode(),
+        '' if mask is None else dumps(mask, option=_JSON).decode(),
+        dumps(attributes, option=_JSON).decode() if attributes else '{}',
         item['_classifications'],
     ]
 
 
-_NO_BOX = ('', '', '', '')
+_NO_BOX = ['', '', '', '']
 
 
 def _float(text: str) -> float | int:

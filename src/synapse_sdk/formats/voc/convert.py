@@ -57,9 +57,19 @@ _XML_INVALID = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]
 _LABELMAP_ESCAPE = re.compile(r'%(?=[0-9A-Fa-f]{2})|[:\n\r]|^[\s#]|\s$')
 
 
+#: Texts known to be valid XML (class names and poses repeat on every object): no search.
+_VALID: set[str] = set()
+_VALID_MAX = 4096
+
+
 def xml_text(text: str, log: ItemLog | None = None) -> str:
     """``text`` with the characters XML 1.0 cannot hold replaced by U+FFFD (reported)."""
+    if text in _VALID:
+        return text
     if _XML_INVALID.search(text) is None:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
+        _VALID.add(text)
         return text
     if log is not None:
         log.convert('characters XML cannot hold replaced (voc)')
@@ -84,11 +94,12 @@ def box_to_voc(
             'ymax': str(max(y1, y0 + 1)),
         }
     if precision is None:
-        return {
-            'xmin': fmt_exact(x),
-            'ymin': fmt_exact(y),
-            'xmax': fmt_exact(x + w),
-            'ymax': fmt_exact(y + h),
+        fx1, fy1 = x + w, y + h
+        return {  # fmt_exact, inline: whole numbers without ".0", others as repr
+            'xmin': str(int(x)) if x.is_integer() and -1e16 < x < 1e16 else repr(x),
+            'ymin': str(int(y)) if y.is_integer() and -1e16 < y < 1e16 else repr(y),
+            'xmax': str(int(fx1)) if fx1.is_integer() and -1e16 < fx1 < 1e16 else repr(fx1),
+            'ymax': str(int(fy1)) if fy1.is_integer() and -1e16 < fy1 < 1e16 else repr(fy1),
         }
     return {
         'xmin': fmt_fixed(x, precision),
@@ -147,7 +158,9 @@ def annotation_to_voc(
         raise Unsupported('voc has no masks (segmentation)')
     if tool == 'keypoint':
         raise Unsupported('voc has no keypoints')
-    if tool == 'classification' or (tool != 'polyline' and is_label_only(ann)):
+    if not (tool == 'bounding_box' and ann.get('bbox')) and (  # a box is never label-only
+        tool == 'classification' or (tool != 'polyline' and is_label_only(ann))
+    ):
         raise Unsupported('image-level label: voc has only objects')
     box, clamped = clamp_box(annotation_box(ann, log, 'voc'), *image_size)
     if box[2] <= 0 or box[3] <= 0:
@@ -160,20 +173,26 @@ def annotation_to_voc(
     if not isinstance(attrs, dict):
         raise Unsupported('attributes are not an object')
     truncated = attrs['truncated'] if 'truncated' in attrs else _at_border(box, image_size)
+    occluded, difficult = attrs.get('occluded'), attrs.get('difficult')
     obj: dict[str, Any] = {
         'name': xml_text(str(ann['category']), log),
         'pose': xml_text(str(attrs.get('pose') or 'Unspecified'), log),
-        'truncated': _flag(truncated),
-        'occluded': _flag(attrs.get('occluded')),
-        'difficult': _flag(attrs.get('difficult')),
+        'truncated': _FLAGS[truncated] if type(truncated) is bool else _flag(truncated),
+        'occluded': _flag(occluded) if occluded is not None else '0',
+        'difficult': _flag(difficult) if difficult is not None else '0',
         'bndbox': box_to_voc(box, precision, one_based),
         'attributes': [
             (xml_text(str(k), log), xml_text(attribute_text(v), log))
             for k, v in sorted(attrs.items(), key=lambda kv: str(kv[0]))
             if k not in BUILTIN
-        ],
+        ]
+        if attrs
+        else [],
     }
     return obj
+
+
+_FLAGS = {True: '1', False: '0'}
 
 
 # --- the class list ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from synapse_sdk.formats.geometry import (
     mask_pixel_corners,
     mask_polygons,
     min_area_box,
+    plain_points_box,
     points2,
     polygon_area,
     rotated_corners,
@@ -84,6 +85,7 @@ class YoloConverter:
         self._scale = 10.0**-precision
         self._no_keypoints = f'yolo {task} has no keypoints'
         self._tag = f'image-level label: yolo {task} has only objects (task=classify writes them)'
+        self._polygon_box = f'polygon -> box ({self.target})'
 
     def tolerance(self, w: int, h: int) -> float:
         """One unit of the last written digit, in pixels: overshoot below it is rounding noise
@@ -122,6 +124,13 @@ class YoloConverter:
                         bw / w,
                         bh / h,
                     )
+        elif self._detect and tool == 'polygon' and not ann.get('iscrowd'):
+            # A polygon inside the image: its box, as annotation_box computes it (reported).
+            box = plain_points_box(ann.get('points'), w, h)
+            if box is not None:
+                x, y, bw, bh = box
+                log.convert(self._polygon_box)
+                return self._box_line % (index, (x + bw / 2) / w, (y + bh / 2) / h, bw / w, bh / h)
         if tool not in _TOOLS:
             if tool == 'classification' or (tool is None and is_label_only(ann)):
                 raise Unsupported(self._tag)

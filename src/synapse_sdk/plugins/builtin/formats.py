@@ -24,7 +24,6 @@ from synapse_sdk.errors import ExportError, ItemExportError, ParamsError
 from synapse_sdk.formats import get_writer
 from synapse_sdk.formats.base import FormatItem, FormatWriter
 from synapse_sdk.formats.classmap import ClassMap
-from synapse_sdk.formats.images import image_size
 from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
 from synapse_sdk.plugins.actions.export.item import ItemContext, Sink
 from synapse_sdk.plugins.actions.export.models import ExportStatus
@@ -152,6 +151,7 @@ class WriterSink:
         """Image size from the original file's header (downloaded to ``dest`` or a temp)."""
         if not url:
             return None, None
+        from synapse_sdk.formats.images import image_size  # Pillow: only to read a header
         from synapse_sdk.storage import Downloader
         from synapse_sdk.storage.download import policy_for
 

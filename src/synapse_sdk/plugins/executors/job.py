@@ -86,11 +86,21 @@ def submit_job(
     _use_ray_token()
     try:
         client = JobSubmissionClient(address)
-        job_id = client.submit_job(
-            entrypoint=f'{python} -m synapse_sdk.plugins.executors.job_entry',
-            runtime_env=runtime_env,
-            metadata={'synapse_action': action, 'synapse_plugin': str(plugin or '.')},
-        )
+        # A head that has just started answers "No available agent" until its job agent is up:
+        # that is asked again for a bounded while; every other error is final.
+        deadline = time.monotonic() + float(os.environ.get('SYNAPSE_JOB_AGENT_WAIT', '60'))
+        while True:
+            try:
+                job_id = client.submit_job(
+                    entrypoint=f'{python} -m synapse_sdk.plugins.executors.job_entry',
+                    runtime_env=runtime_env,
+                    metadata={'synapse_action': action, 'synapse_plugin': str(plugin or '.')},
+                )
+                break
+            except RuntimeError as exc:
+                if 'No available agent' not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
     except Exception as exc:
         raise ParamsError(
             'Could not submit the job', [('--ray-address', f'{address}: {exc}')]

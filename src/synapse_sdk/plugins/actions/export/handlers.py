@@ -40,6 +40,10 @@ ExportItem = dict[str, Any]
 def primary_file(data_unit: dict[str, Any]) -> dict[str, Any]:
     """The data unit's primary file entry (the first one when none is marked primary)."""
     files = data_unit.get('files') or {}
+    if type(files) is dict and len(files) == 1:  # the common case: one file, primary or not
+        (entry,) = files.values()
+        if type(entry) is dict:
+            return dict(entry)
     entries = [files[key] for key in sorted(files)] if isinstance(files, dict) else list(files)
     for entry in entries:
         if entry.get('is_primary'):
@@ -51,6 +55,9 @@ def normalize_data(data: Any) -> dict[str, Any]:
     """The annotation document of a record; DM v1 documents are converted at this boundary."""
     if not isinstance(data, dict):
         return {'annotations': [], 'classifications': {}}
+    # DM v1 (see formats.dm.convert.is_dm_v1): per-media annotations or an annotationsData key
+    if type(data.get('annotations')) is list and 'annotationsData' not in data:
+        return data  # the document itself (v2), as nearly every record is
     from synapse_sdk.formats.dm.convert import from_dm_v1, is_dm_v1
 
     if is_dm_v1(data):
@@ -228,25 +235,34 @@ class ExportTargetHandler(ABC):
         """Yield ``{"id", "data", "files", "data_unit"}`` for each record, lazily; ``split``
         too when the export planned one."""
         plan = self.selection
+        split_of = plan.split_of if plan is not None and plan.splits is not None else None
+        key = plan.key if plan is not None else 'id'
+        to_export_item = self.to_export_item
         for record in results:
-            item = self.to_export_item(record)
-            if plan is not None and plan.splits is not None:
-                split = plan.split_of(record.get(plan.key))
+            item = to_export_item(record)
+            if split_of is not None:
+                split = split_of(record.get(key))
                 if split is not None:
                     item['split'] = split
             yield item
 
     def to_export_item(self, record: dict[str, Any]) -> ExportItem:
         data_unit = record.get('data_unit') or {}
+        data = normalize_data(record.get('data'))
+        if isinstance(data_unit, dict):
+            get = data_unit.get
+            unit = {'id': get('id'), 'name': get('name'), 'width': get('width'),
+                    'height': get('height')}  # fmt: skip
+            if 'source_id' in data_unit:  # the source's own image id, kept by an import
+                unit['source_id'] = data_unit['source_id']  # (CONTRACTS #1)
+            files = primary_file(data_unit)
+        else:
+            unit, files = {}, {}
         return {
             'id': record.get('id'),
-            'data': normalize_data(record.get('data')),
-            'files': primary_file(data_unit) if isinstance(data_unit, dict) else {},
-            'data_unit': {key: data_unit.get(key) for key in ('id', 'name', 'width', 'height')}
-            # the source's own image id, kept by an import (CONTRACTS #1)
-            | ({'source_id': data_unit['source_id']} if 'source_id' in data_unit else {})
-            if isinstance(data_unit, dict)
-            else {},
+            'data': data,
+            'files': files,
+            'data_unit': unit,
         }
 
 

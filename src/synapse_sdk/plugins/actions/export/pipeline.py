@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from synapse_sdk.errors import ExportError, ItemExportError
 from synapse_sdk.formats.names import StemAllocator
+from synapse_sdk.plugins.actions.export.collector import relax_collector
 from synapse_sdk.plugins.actions.export.item import (
     BrokenItem,
     ItemContext,
@@ -231,6 +232,7 @@ class ItemPipeline:
         next_metrics = metrics_step
         index = 0
         run.set_progress(0, total, DATASET_CONVERSION)
+        restore_collector = relax_collector()  # fewer collector passes over live items
         try:
             sink.open(part_dir)
             for index, raw in enumerate(items, start=1):
@@ -260,6 +262,7 @@ class ItemPipeline:
             sink.abort()
             raise
         finally:
+            restore_collector()
             ex.run.flush()
         recorder.finish()
         run.set_progress(index, index, DATASET_CONVERSION)

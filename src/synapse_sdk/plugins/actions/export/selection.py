@@ -19,6 +19,7 @@ gives a shard's share). Memory is a few numpy ints per record.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,6 +164,16 @@ class SelectionPlan:
     split_mode: SplitMode | None = None
     split_counts: dict[str, int] = field(default_factory=dict)  # data units per split
     warnings: tuple[str, ...] = ()
+    # Lookup state of ``_index`` (not part of the plan's value).
+    _seq: memoryview | None = field(default=None, init=False, repr=False, compare=False)
+    _cursor: list[int] = field(default_factory=lambda: [0], init=False, repr=False, compare=False)
+    _names: memoryview | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a plan may be shipped to shard workers): without the lookup caches."""
+        state = dict(self.__dict__)
+        state.update(_seq=None, _names=None, _cursor=[0])
+        return state
 
     @property
     def count(self) -> int:
@@ -170,10 +181,42 @@ class SelectionPlan:
         return len(self.keys)
 
     def _index(self, key: Any) -> int | None:
-        if isinstance(key, bool) or not isinstance(key, int | np.integer):
-            return None
-        i = int(np.searchsorted(self.keys, key))
-        return i if i < len(self.keys) and int(self.keys[i]) == key else None
+        """The position of ``key`` in :attr:`keys`, or ``None``.
+
+        Records are asked about in key order (``keeps`` then ``split_of`` for each), so the
+        position of the last answer is kept and the next key is looked for there and just
+        after it; any other key is found by bisection. The cursor is only a hint (every
+        answer is checked against the keys), so a plan shared by threads stays correct.
+        """
+        if type(key) is not int:
+            if isinstance(key, bool) or not isinstance(key, int | np.integer):
+                return None
+            key = int(key)
+        seq = self._seq
+        if seq is None:
+            seq = self.keys.data  # a memoryview: indexing gives plain ints, no numpy scalars
+            object.__setattr__(self, '_seq', seq)
+        n = len(seq)
+        i = self._cursor[0]
+        if i < n:
+            found = seq[i]
+            if found == key:
+                return i
+            if found < key:
+                i += 1
+                if i == n:
+                    return None
+                found = seq[i]
+                if found == key:
+                    self._cursor[0] = i
+                    return i
+                if found > key:
+                    return None  # between two samples: not one
+        i = bisect_left(seq, key)
+        if i < n and seq[i] == key:
+            self._cursor[0] = i
+            return i
+        return None
 
     def keeps(self, key: Any) -> bool:
         """Whether the record with this key is one of the samples."""
@@ -181,10 +224,16 @@ class SelectionPlan:
 
     def split_of(self, key: Any) -> str | None:
         """The planned split of the sample with this key (``None``: no plan for it)."""
-        i = self._index(key)
-        if i is None or self.splits is None:
+        if self.splits is None:
             return None
-        return self.split_names[int(self.splits[i])]
+        i = self._index(key)
+        if i is None:
+            return None
+        names = self._names
+        if names is None:  # the split name of every sample, as a sequence of small ints
+            names = self.splits.data
+            object.__setattr__(self, '_names', names)
+        return self.split_names[names[i]]
 
     def count_between(self, low: int | None = None, high: int | None = None) -> int:
         """Samples with ``low <= key < high``: a shard's total when shards are key ranges."""
