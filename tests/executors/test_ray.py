@@ -21,6 +21,7 @@ from synapse_sdk.errors import StepError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
 from synapse_sdk.plugins.executors.ray_backend import RayBackend, kept_signal_handlers
+from synapse_sdk.plugins.executors.run import PRELOAD
 from synapse_sdk.testing import read_tree_digest
 
 from .helpers import (
@@ -69,7 +70,7 @@ def client(home: Path) -> Iterator[LocalClient]:
 
 @pytest.fixture(scope='module')
 def backend(ray_session: None) -> Iterator[RayBackend]:
-    with RayBackend(2) as backend:
+    with RayBackend(2, preload=PRELOAD) as backend:
         yield backend
 
 

@@ -96,7 +96,9 @@ def make_backend(execution: Execution, secrets: dict[str, str]) -> Backend:
     if execution.mode == 'ray':
         from synapse_sdk.plugins.executors.ray_backend import RayBackend
 
-        return RayBackend(execution.workers, address=execution.ray_address, env=secrets)
+        return RayBackend(
+            execution.workers, address=execution.ray_address, env=secrets, preload=PRELOAD
+        )
     if execution.workers <= 1:
         return InlineBackend()
     return ProcessBackend(execution.workers, env=secrets, preload=PRELOAD)
