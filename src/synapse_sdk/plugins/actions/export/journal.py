@@ -24,7 +24,6 @@ import hashlib
 import os
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -312,7 +311,3 @@ def find_resumable(location: Any, rel_path: str, name: str, final: str) -> Path 
     staging = max(candidates)[1]
     Journal(staging).take_over()
     return staging
-
-
-def now() -> float:
-    return time.time()
