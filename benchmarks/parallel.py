@@ -94,8 +94,9 @@ def child(args: argparse.Namespace) -> None:
         result = run_action(action, params, ctx, execution, plugin=fmt, action='export')
     else:
         from synapse_sdk.plugins.executors.ray_backend import RayBackend
+        from synapse_sdk.plugins.executors.run import PRELOAD
 
-        backend = RayBackend(2)
+        backend = RayBackend(2, preload=PRELOAD)
         out['startup'] = time.perf_counter() - started
         try:
             execution = Execution(mode='ray', workers=2)

@@ -25,6 +25,8 @@ SHARD_SIZE = 7
 FORMATS = ('coco', 'yolo', 'voc', 'csv', 'dm', 'labelme', 'cvat', 'parquet')
 TARGETS = ('task', 'assignment', 'ground_truth')
 WHOLE = ('parquet',)
+#: Formats without splits (a split param is refused).
+UNSPLIT = ('dm',)
 
 
 def seed_home(home: Path) -> dict[str, Any]:
@@ -39,8 +41,8 @@ def params_for(fmt: str, target: str, name: str) -> dict[str, Any]:
     else:
         flt = {'project': 1}
         extra = {'split': 'train=0.5,val=0.3,test=0.2', 'seed': 7}
-    if fmt == 'dm':  # dm has no splits (it refuses one): only the seed is left to pass
-        extra = {'seed': 7}
+    if fmt in UNSPLIT:
+        extra = {}
     return {
         'name': name,
         'storage': 1,

@@ -40,13 +40,20 @@ def ray_head() -> Iterator[str]:
     """A Ray head of our own (its own temp dir and ports), stopped by its process group."""
     temp = tempfile.mkdtemp(prefix='rayh-', dir='/tmp')
     gcs, dashboard = free_port(), free_port()
+    # Every port of our own: Ray's fixed defaults (the job agent's 52365, the client server's
+    # 10001) may be taken by another Ray on this machine, and the head then has no job agent.
+    ports = {name: free_port() for name in (
+        'dashboard-agent-listen-port', 'dashboard-agent-grpc-port', 'ray-client-server-port',
+        'runtime-env-agent-port', 'metrics-export-port', 'node-manager-port',
+        'object-manager-port')}  # fmt: skip
     env = {**os.environ, 'PATH': f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}',
            'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0'}  # fmt: skip
     env.pop('RAY_ADDRESS', None)
     head = subprocess.Popen(
         [str(BIN / 'ray'), 'start', '--head', '--block', f'--port={gcs}', '--num-cpus=2',
          '--include-dashboard=true', '--dashboard-host=127.0.0.1',
-         f'--dashboard-port={dashboard}', f'--temp-dir={temp}', '--disable-usage-stats'],
+         f'--dashboard-port={dashboard}', f'--temp-dir={temp}', '--disable-usage-stats',
+         *(f'--{name}={port}' for name, port in ports.items())],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f'http://127.0.0.1:{dashboard}'

@@ -16,7 +16,7 @@ import pytest
 from .helpers import seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
-EXPORT = ('export', 'dm', '--project', '1', '--name', 'crashed')  # dm: one file per item
+EXPORT = ('export', 'yolo', '--project', '1', '--name', 'crashed', '--split', 'train=0.7,val=0.3')
 
 
 def workers_of(driver: int) -> list[int]:
@@ -64,10 +64,10 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
 
     # A file of a finished shard damaged after the crash is found out: the shard is redone.
     record = orjson.loads((journal / 'shard-0001.json').read_bytes())
-    rel = next(f for f in record['files'] if f.startswith('json/'))
+    rel = next(f for f in record['files'] if f.startswith('labels/'))
     staging = journal.parent.parent
     damaged = staging / rel if (staging / rel).exists() else journal.parent / 'parts/0001' / rel
-    damaged.write_bytes(b'{"tampered": true}\n')
+    damaged.write_bytes(b'0 0.5 0.5 0.1 0.1\n' * 3)
 
     resumed = run_cli(*EXPORT, '--workers', '2', '--resume', env=cli_env(home))
     assert resumed.returncode == 0, resumed.stderr

@@ -22,6 +22,7 @@ from .helpers import (
     FORMATS,
     SHARD_SIZE,
     TARGETS,
+    UNSPLIT,
     WHOLE,
     assert_same_export,
     params_for,
@@ -65,7 +66,7 @@ def test_two_workers_write_the_single_process_tree(client, backend, fmt, target)
     assert got[0]['total_count'] > 3 * SHARD_SIZE
     report = orjson.loads((got[2] / 'export_report.json').read_bytes())
     assert report['renamed_files'], 'the data has duplicate names across shards'
-    assert len(report['per_split']) >= 2 or fmt == 'dm'  # dm has no splits
+    assert fmt in UNSPLIT or len(report['per_split']) >= 2
     messages = ' '.join(m['message'] for m in logger.of_type('message'))
     if fmt in WHOLE:
         assert f'Running as one task (the {fmt} writer has no part merger)' in messages

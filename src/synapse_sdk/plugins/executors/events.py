@@ -17,7 +17,15 @@ from typing import Any
 
 from synapse_sdk.loggers.base import BaseLogger
 
-__all__ = ['FLUSH_INTERVAL', 'Batch', 'ForwardingLogger', 'RunReporter', 'wants_events']
+__all__ = [
+    'FLUSH_INTERVAL',
+    'Batch',
+    'ForwardingLogger',
+    'QuietForwardingLogger',
+    'RunReporter',
+    'forwarding_logger',
+    'wants_events',
+]
 
 #: Seconds between two batches a task sends (progress is never older than this).
 FLUSH_INTERVAL = 0.25
@@ -93,6 +101,20 @@ class ForwardingLogger(BaseLogger):
 
     def finish(self) -> None:
         self.flush()
+
+
+class QuietForwardingLogger(ForwardingLogger):
+    """A :class:`ForwardingLogger` for a driver whose logger drops structured events: it does
+    not take them either, so exporters do not even build per-file rows for it (they check
+    whether the logger's class handles events)."""
+
+    log_event = BaseLogger.log_event
+    _emit_event = BaseLogger._emit_event
+
+
+def forwarding_logger(emit: Callable[[Batch], None], events: bool) -> ForwardingLogger:
+    """The logger of a task: all of it forwarded, or all but events."""
+    return ForwardingLogger(emit) if events else QuietForwardingLogger(emit, events=False)
 
 
 def wants_events(logger: BaseLogger) -> bool:

@@ -72,13 +72,28 @@ def ray_task(task: TaskCall, key: Any, queue: Any) -> tuple[str, Any]:
     return call(task, emit)
 
 
+def ray_warm_up(preload: tuple[str, ...]) -> int:
+    """Import what tasks will use, in a Ray worker, while the driver plans the run."""
+    import importlib
+
+    for module in preload:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    return os.getpid()
+
+
 class RayBackend(Backend):
     """``workers`` concurrent Ray tasks (see the module docstring)."""
 
     name = 'ray'
 
     def __init__(
-        self, workers: int, *, address: str | None = None, env: dict[str, str] | None = None
+        self,
+        workers: int,
+        *,
+        address: str | None = None,
+        env: dict[str, str] | None = None,
+        preload: tuple[str, ...] = (),
     ) -> None:
         address = address or os.environ.get('RAY_ADDRESS') or None
         if address in (None, 'local') and 'ray' not in sys.modules:
@@ -119,6 +134,12 @@ class RayBackend(Backend):
             remote = remote.options(runtime_env={'env_vars': self._env})
         self._remote = remote
         self._refs: dict[Any, Any] = {}  # ObjectRef -> key
+        # Start the workers now (a Ray worker imports the SDK when its first task comes):
+        # they get ready while the driver plans the run, as worker processes do.
+        warm = ray.remote(num_cpus=1, max_retries=0)(ray_warm_up)
+        if self._env and not self._owned:
+            warm = warm.options(runtime_env={'env_vars': self._env})
+        self._warming = [warm.remote(preload) for _ in range(self.slots)] if preload else []
 
     def submit(self, key: Any, task: TaskCall) -> None:
         ref = self._remote.remote(task, key, self._queue)
@@ -159,7 +180,7 @@ class RayBackend(Backend):
         return done
 
     def cancel(self) -> None:
-        for ref in list(self._refs):
+        for ref in [*self._refs, *self._warming]:
             with contextlib.suppress(Exception):
                 self._ray.cancel(ref, force=True)
         self._refs.clear()

@@ -96,7 +96,9 @@ def make_backend(execution: Execution, secrets: dict[str, str]) -> Backend:
     if execution.mode == 'ray':
         from synapse_sdk.plugins.executors.ray_backend import RayBackend
 
-        return RayBackend(execution.workers, address=execution.ray_address, env=secrets)
+        return RayBackend(
+            execution.workers, address=execution.ray_address, env=secrets, preload=PRELOAD
+        )
     if execution.workers <= 1:
         return InlineBackend()
     return ProcessBackend(execution.workers, env=secrets, preload=PRELOAD)
@@ -196,9 +198,9 @@ class WholePayload:
 def run_whole(payload: WholePayload, emit: Any) -> Any:
     """Run an action in a worker, reporting through ``emit``; return its result."""
     from synapse_sdk.plugins.context import RuntimeContext
-    from synapse_sdk.plugins.executors.events import ForwardingLogger
+    from synapse_sdk.plugins.executors.events import forwarding_logger
 
-    logger = ForwardingLogger(emit, events=payload.events)
+    logger = forwarding_logger(emit, payload.events)
     client = payload.client.build()
     try:
         ctx = RuntimeContext(

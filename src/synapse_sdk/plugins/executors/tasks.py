@@ -13,6 +13,7 @@ has to ship a foreign exception object across processes.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pickle
@@ -64,6 +65,10 @@ class ActionRef:
         return cls(action_cls.__module__, action_cls.__qualname__, plugin, action)
 
     def load(self) -> type[BaseAction[Any]]:
+        """The action class (loaded once per worker process: shards of a run share it)."""
+        return _load(self)
+
+    def _load(self) -> type[BaseAction[Any]]:
         if self.plugin is not None and self.action is not None:
             from synapse_sdk.plugins.discovery import load_plugin
 
@@ -73,6 +78,11 @@ class ActionRef:
             target = getattr(target, part)
         action_cls: type[BaseAction[Any]] = target
         return action_cls
+
+
+@functools.lru_cache(maxsize=32)
+def _load(ref: ActionRef) -> type[BaseAction[Any]]:
+    return ref._load()
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import hashlib
 import os
 import socket
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -117,24 +116,24 @@ def part_listing(root: Path, checksum: Callable[[str], bool] = lambda rel: True)
     """
     files: dict[str, list[Any]] = {}
     dirs: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
-        base = Path(dirpath)
-        rel_dir = base.relative_to(root).as_posix()
+        rel_dir = os.path.relpath(dirpath, top).replace(os.sep, '/')
         prefix = '' if rel_dir == '.' else f'{rel_dir}/'
         if prefix:
             dirs.append(rel_dir)
         for name in sorted(filenames):
             rel = f'{prefix}{name}'
-            files[rel] = _fingerprint(base / name, not prefix or checksum(rel))
+            files[rel] = _fingerprint(os.path.join(dirpath, name), not prefix or checksum(rel))
     return {'files': files, 'dirs': dirs}
 
 
-def _fingerprint(path: Path, checksum: bool) -> list[Any]:
-    st = path.stat()
+def _fingerprint(path: str | Path, checksum: bool) -> list[Any]:
+    st = os.stat(path)
     entry: list[Any] = [st.st_size, st.st_mtime_ns]
     if checksum:
-        entry.append(file_digest(path))
+        entry.append(file_digest(Path(path)))
     return entry
 
 
@@ -312,7 +311,3 @@ def find_resumable(location: Any, rel_path: str, name: str, final: str) -> Path 
     staging = max(candidates)[1]
     Journal(staging).take_over()
     return staging
-
-
-def now() -> float:
-    return time.time()

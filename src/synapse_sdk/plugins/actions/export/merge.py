@@ -81,38 +81,39 @@ def move_tree(src: Path, dst: Path, skip: Callable[[str], bool] = lambda rel: Fa
     merge fails. ``skip(rel)`` leaves a file (or, for ``rel + '/'``, a directory's content
     that may hold such files) in place.
     """
-    dst.mkdir(parents=True, exist_ok=True)
+    os.makedirs(dst, exist_ok=True)
+    _move_children(os.fspath(src), os.fspath(dst), '', skip)
+
+
+def _move_children(src: str, dst: str, prefix: str, skip: Callable[[str], bool]) -> None:
+    # Plain strings and the directory entries' own types: a part can hold 100,000 files.
+    rename = rename_noreplace
     with os.scandir(src) as entries:
         children = sorted(entries, key=lambda e: e.name)
     for entry in children:
-        _move(Path(entry.path), dst / entry.name, entry.name, skip)
-
-
-def _move(source: Path, target: Path, rel: str, skip: Callable[[str], bool]) -> None:
-    if source.is_dir() and not source.is_symlink():
-        if not skip(f'{rel}/'):
-            try:
-                rename_noreplace(source, target)
-                return
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-        target.mkdir(exist_ok=True)
-        with os.scandir(source) as entries:
-            children = sorted(entries, key=lambda e: e.name)
-        for entry in children:
-            _move(Path(entry.path), target / entry.name, f'{rel}/{entry.name}', skip)
-        return
-    if skip(rel):
-        return
-    try:
-        rename_noreplace(source, target)
-    except FileExistsError:
-        if not _same_file(source, target):
-            raise MergeError(f'two shards wrote {rel} with different content') from None
-        source.unlink()
+        rel = f'{prefix}{entry.name}'
+        target = os.path.join(dst, entry.name)
+        if entry.is_dir(follow_symlinks=False):
+            if not skip(f'{rel}/'):
+                try:
+                    rename(entry.path, target)  # type: ignore[arg-type]
+                    continue
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+            os.makedirs(target, exist_ok=True)
+            _move_children(entry.path, target, f'{rel}/', skip)
+            continue
+        if skip(rel):
+            continue
+        try:
+            rename(entry.path, target)  # type: ignore[arg-type]
+        except FileExistsError:
+            if not _same_file(Path(entry.path), Path(target)):
+                raise MergeError(f'two shards wrote {rel} with different content') from None
+            os.unlink(entry.path)
 
 
 class PartMerger:

@@ -330,7 +330,7 @@ class ShardPayload:
 def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
     """Run one shard into its part directory; return (and journal) its record."""
     from synapse_sdk.plugins.context import RuntimeContext
-    from synapse_sdk.plugins.executors.events import ForwardingLogger
+    from synapse_sdk.plugins.executors.events import forwarding_logger
 
     shard = payload.shard
     journal = Journal(Path(payload.staging))
@@ -344,7 +344,7 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
     part_dir = journal.part_dir(shard.index)
     journal.forget(shard.index)
     part_dir.mkdir(parents=True)
-    logger = ForwardingLogger(emit, events=payload.events)
+    logger = forwarding_logger(emit, payload.events)
     client = payload.client.build()
     try:
         ctx = RuntimeContext(logger=logger, client=client, env=dict(payload.env))
