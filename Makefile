@@ -48,6 +48,7 @@ test: lint browser
 bench: setup
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/parallel.py
 
 # Datumaro and globox in a venv of their own, so their pins never touch the project's .venv.
 PEERS_VENV := .bench/peers-venv

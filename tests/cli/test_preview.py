@@ -100,11 +100,12 @@ def test_preview_shows_mistakes_in_the_written_files(known_dataset, tmp_path):
     assert 'box outside its image' in (tmp_path / 'p' / 'report.html').read_text()
 
 
-@pytest.mark.parametrize('fmt', ['coco', 'yolo', 'voc', 'csv', 'dm'])
+@pytest.mark.parametrize('fmt', ['coco', 'yolo', 'voc', 'csv', 'dm', 'cvat', 'labelme', 'parquet'])
 def test_preview_reads_every_format_back(synapse_home, tmp_path, fmt):
     export = tmp_path / fmt
-    done = synapse('export', fmt, '--project', '1', '--output', str(export), '-q',
-                   '--split', 'train=0.5,val=0.5', home=synapse_home)  # fmt: skip
+    split = [] if fmt == 'dm' else ['--split', 'train=0.5,val=0.5']  # dm has no splits
+    done = synapse('export', fmt, '--project', '1', '--output', str(export), '-q', *split,
+                   home=synapse_home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     done = synapse('preview', str(export), '--output', str(tmp_path / 'p'), '--per-split', '2',
                    home=synapse_home)  # fmt: skip

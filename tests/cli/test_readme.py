@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 
+from synapse_sdk.formats import WRITERS, get_writer
+
 from .helpers import synapse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +52,24 @@ def test_first_export_walkthrough_runs_as_written(tmp_path):
     assert (tmp_path / 'demo-coco-preview' / 'contact_sheet.png').is_file()
     report = orjson.loads((tmp_path / 'demo-coco' / 'export_report.json').read_bytes())
     assert report['items']['exported'] == 6
+
+
+def test_every_format_and_its_options_are_named():
+    formats = README.split('- **Formats**:')[1].split('\n- **')[0]
+    for name in WRITERS:
+        assert f'`{name}`' in formats, name
+        for option in get_writer(name).Options.model_fields:
+            assert f'`{option}`' in formats, (name, option)
+
+
+def test_every_format_can_be_exported_by_name():
+    (row,) = [r for r in README.splitlines() if r.startswith('| `synapse export FORMAT')]
+    assert set(WRITERS) <= set(re.findall(r'`(\w+)`', row))
+
+
+def test_every_importer_is_named():
+    from synapse_sdk.cli.data import importable_formats
+
+    (row,) = [r for r in README.splitlines() if r.startswith('| `synapse data import')]
+    named = {word.lower() for word in re.findall(r'\w+', row)}
+    assert set(importable_formats()) <= named

@@ -214,7 +214,7 @@ def test_reads_a_task_file_as_cvat_writes_it(tmp_path: Path) -> None:
     assert 'classificationnight' in by_tool
     assert outside.path is None and outside.annotations == []
     assert ds.report.as_dict() == {
-        'read': {'annotations': 7, 'images': 2},
+        'read': {'annotations': 7, 'image files': 1, 'images': 2},
         'skipped': {
             'annotation: ellipse shapes are not supported': 1,
             'annotation: malformed box (ValueError)': 1,

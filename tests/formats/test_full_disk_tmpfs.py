@@ -59,7 +59,7 @@ def _fill(mount: Path, leave: int) -> Path:
     return filler
 
 
-@pytest.mark.parametrize('fmt', ['coco', 'yolo', 'voc', 'csv', 'dm'])
+@pytest.mark.parametrize('fmt', ['coco', 'yolo', 'voc', 'csv', 'dm', 'cvat', 'labelme', 'parquet'])
 def test_transient_full_disk_never_publishes_wrong_data(
     fmt: str, tmpfs: Path, synapse_home: Path, local_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,8 +80,11 @@ def test_transient_full_disk_never_publishes_wrong_data(
 
     monkeypatch.setitem(WRITERS, fmt, FreesSpaceLater)
     action = load_plugin(fmt).get_action('export')
+    extra: dict[str, Any] = {'split': 'train=0.5,val=0.5'}
+    if fmt == 'parquet':
+        extra['row_group_size'] = 2  # rows reach the disk while it is full, not only at the end
     params = {'name': f'full-{fmt}', 'storage': 1, 'path': 'exports', 'target': 'task',
-              'filter': {'project': 1}, 'extra_params': {'split': 'train=0.5,val=0.5'}}  # fmt: skip
+              'filter': {'project': 1}, 'extra_params': extra}  # fmt: skip
     try:
         result = action.dispatch(params, RuntimeContext(MemoryLogger(), local_client))
     except SynapseError:
@@ -150,6 +153,22 @@ def _ids_in_output(fmt: str, out: Path) -> set[Any]:
     if fmt == 'yolo':
         labels = {p.stem for p in (out / 'labels').rglob('*.txt')}
         return labels
+    if fmt == 'cvat':
+        names = [el.get('name') for el in ET.parse(out / 'annotations.xml').iter('image')]
+        assert len(names) == len(set(names))
+        return set(names)
+    if fmt == 'labelme':
+        files = [p for p in out.glob('*/*.json')]
+        for path in files:
+            assert orjson.loads(path.read_bytes())['imagePath']  # complete JSON
+        return {p.stem for p in files}
+    if fmt == 'parquet':
+        import pyarrow.parquet as pq
+
+        image_ids = [i for f in (out / 'data').glob('*.parquet')
+                     for i in pq.read_table(f).column('image_id').to_pylist()]  # fmt: skip
+        assert len(image_ids) == len(set(image_ids))
+        return set(image_ids)
     docs = {p.stem for p in (out / 'json').glob('*.json')}
     for p in (out / 'json').glob('*.json'):
         orjson.loads(p.read_bytes())

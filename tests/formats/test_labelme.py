@@ -224,7 +224,7 @@ def test_reads_files_as_the_labelme_tool_writes_them(tmp_path: Path) -> None:
     assert street.annotations[5]['keypoints'] == [[3.0, 3.0, 2], [3.0, 8.0, 2]]
     assert street.annotations[6]['keypoints'] == [[9.0, 9.0, 2], [0.0, 0.0, 0]]
     assert ds.report.as_dict() == {
-        'read': {'annotations': 7, 'images': 2},
+        'read': {'annotations': 7, 'image files': 1, 'images': 2},
         'skipped': {
             'annotation: circle shapes are not supported': 1,
             'annotation: malformed rectangle shape (ValueError)': 1,

@@ -177,7 +177,10 @@ def test_export_import_export_is_byte_identical(tmp_path: Path) -> None:
     assert [c['name'] for c in ds.configuration['classes']] == class_map().names
     images = list(ds.images)
     assert [i.split for i in images] == ['test', 'train', 'train', 'validation']
-    assert ds.report.as_dict() == {'read': {'annotations': 9, 'images': 4}, 'skipped': {}}
+    assert ds.report.as_dict() == {
+        'read': {'annotations': 9, 'image files': 4, 'images': 4},
+        'skipped': {},
+    }
     export('parquet', tmp_path / 'b', items_from(ds), options, cmap=class_map(ds.configuration))
     a, b = tree(tmp_path / 'a'), tree(tmp_path / 'b')
     assert a.keys() == b.keys()

@@ -23,9 +23,10 @@ dm = pytest.importorskip('datumaro')
 
 LABELS = ['car', 'person', 'sunny', 'unused']
 W, H = 64, 48
-# (item, label, x, y, w, h, attributes): the boxes every format must give back
+# (item, label, x, y, w, h, attributes): the boxes every format must give back. Datumaro
+# writes a boolean VOC attribute as Python prints it ("True"), which must come back a boolean.
 BOXES = [
-    ('a', 'car', 1.5, 2.25, 10.0, 5.5, {'color': 'red', 'n': 3}),
+    ('a', 'car', 1.5, 2.25, 10.0, 5.5, {'color': 'red', 'n': 3, 'parked': True}),
     ('a', 'person', 30.0, 10.0, 12.25, 20.5, {}),
     ('c', 'person', 0.0, 0.0, 64.0, 48.0, {}),
 ]
@@ -126,7 +127,7 @@ def test_voc_written_by_datumaro(written: dict[str, Path]) -> None:
     assert images['b'].annotations == [] and images['b'].path is not None
     car = next(x for x in images['a'].annotations if x['category'] == 'car')
     assert car['attributes'] == {'truncated': False, 'occluded': False, 'difficult': False,
-                                 'color': 'red', 'n': 3}  # fmt: skip
+                                 'color': 'red', 'n': 3, 'parked': True}  # fmt: skip
     tags = [x['category'] for x in images['a'].annotations if x['tool'] == 'classification']
     assert tags == ['sunny']
     assert (images['a'].split, images['b'].split, images['c'].split) == (

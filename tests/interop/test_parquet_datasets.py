@@ -118,4 +118,7 @@ def test_we_read_what_datasets_writes(tmp_path: Path) -> None:
          'bbox': [1.0, 2.0, 3.0, 4.0], 'area': 12.0}
     ]  # fmt: skip
     assert second.annotations == []
-    assert imported.report.as_dict() == {'read': {'annotations': 1, 'images': 2}, 'skipped': {}}
+    assert imported.report.as_dict() == {
+        'read': {'annotations': 1, 'image files': 2, 'images': 2},
+        'skipped': {},
+    }

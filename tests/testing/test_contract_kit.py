@@ -90,6 +90,7 @@ class TestCsvContract(FormatContract):
 
 class TestDmContract(FormatContract):
     action_class = load_plugin('dm').get_action('export')
+    extra_params = {}  # dm has no splits (refused)
 
 
 # -- the contract catches broken exporters ------------------------------------------------------

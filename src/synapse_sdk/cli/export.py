@@ -25,6 +25,14 @@ from synapse_sdk.cli.common import (
     QuietOption,
     fail,
     print_result,
+    reported_errors,
+)
+from synapse_sdk.cli.execution import (
+    ModeOption,
+    RayAddressOption,
+    ResumeOption,
+    WorkersOption,
+    execution,
 )
 from synapse_sdk.cli.options import (
     OptionDoc,
@@ -172,6 +180,10 @@ def _shared_options(
             'latest, or all (each as its own sample)',
         ),
     ] = None,
+    mode: ModeOption = 'local',
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
     log_file: LogFileOption = None,
     quiet: QuietOption = False,
     job_id: JobIdOption = None,
@@ -199,10 +211,14 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
             EXIT_USAGE,
         )
     flt: dict[str, Any] = _pairs(o['filters'] or [], '--filter')
-    if o['project'] is not None:
-        flt['project'] = o['project']
-    if o['gt_version'] is not None:
-        flt['ground_truth_dataset_version'] = o['gt_version']
+    for key, flag in (('project', '--project'), ('ground_truth_dataset_version', '--gt-version')):
+        value = o[flag[2:].replace('-', '_')]
+        if value is None:
+            continue
+        if key in flt and flt[key] != value:
+            fail(f'{flag} {value} and --filter {key}={flt[key]} contradict each other; '
+                 'give one of them', EXIT_USAGE)  # fmt: skip
+        flt[key] = value
     extra = _pairs(o['options'] or [], '--option')
     extra.update(format_values)
     if o['split'] is not None:
@@ -249,6 +265,8 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
             '--storage|list them with: synapse storage list; or write to a local folder with '
             '--output DIR'
         )
+    with reported_errors():
+        where = execution(o['mode'], o['workers'], o['ray_address'], o['resume'])
     result = run_with_output(
         fmt,
         'export',
@@ -261,15 +279,26 @@ def run_export(fmt: str, format_values: dict[str, Any], option_flags: dict[str, 
         job_id=o['job_id'],
         debug=o['debug'],
         flags=flags,
+        run=where,
     )
     print_result(result)
 
 
+def _takes_split(fmt: str) -> bool:
+    """Whether the format writes splits (dm refuses ``split``)."""
+    from synapse_sdk.errors import ParamsError
+    from synapse_sdk.formats import get_writer
+
+    try:
+        get_writer(fmt).validate_options({'split': 'train=0.8,val=0.2'})
+    except (ParamsError, KeyError):
+        return False
+    return True
+
+
 def _epilog(fmt: str, docs: list[OptionDoc], flagged: set[str]) -> str:
-    lines = [
-        f'Example: synapse export {fmt} --project 1 --output ./{fmt}-export '
-        '--split train=0.8,val=0.2'
-    ]
+    split = ' --split train=0.8,val=0.2' if _takes_split(fmt) else ''
+    lines = [f'Example: synapse export {fmt} --project 1 --output ./{fmt}-export{split}']
     rest = [(doc, row) for doc, row in zip(docs, options_table(docs), strict=True)
             if doc.key not in flagged and doc.key not in SHARED_KEYS]  # fmt: skip
     if rest:

@@ -25,11 +25,19 @@ from synapse_sdk.cli.common import (
     reported_errors,
     warn_reporting_problems,
 )
+from synapse_sdk.cli.execution import (
+    ModeOption,
+    RayAddressOption,
+    ResumeOption,
+    WorkersOption,
+    execution,
+)
 from synapse_sdk.plugins.context import RuntimeContext
+from synapse_sdk.plugins.executors import Execution
 
 plugin_app = typer.Typer(help='Run, list and scaffold plugins.', no_args_is_help=True)
 
-MODES = ('local',)
+MODES = ('local', 'ray', 'job')
 
 # The options that send a run's output to a local folder (``synapse export`` has them too).
 OutputOption = Annotated[
@@ -68,6 +76,7 @@ def run_plugin_action(
     flags: FlagMap | None = None,
     wrap_client: Callable[[Any], Any] | None = None,
     on_result: Callable[[Any], Any] | None = None,
+    run: Execution | None = None,
 ) -> Any:
     """Load the plugin, build the runtime context and dispatch the action (CLI errors).
 
@@ -77,6 +86,8 @@ def run_plugin_action(
     ``flags`` names params by the flags that set them, in error messages. ``wrap_client``
     wraps the backend client (``--output`` answers for its own storage); ``on_result`` turns
     the action's result into the command's (``--output`` moves the export into place).
+    ``run`` says where the action runs (``--mode``, ``--workers``, ``--resume``; default:
+    here, as ``dispatch`` runs it).
     """
     from synapse_sdk.loggers import BackendLogger, ConsoleLogger, JsonlLogger
     from synapse_sdk.plugins.discovery import load_plugin
@@ -113,6 +124,20 @@ def run_plugin_action(
         loaded = load_plugin(plugin)
         action_cls = loaded.get_action(action)
         action_cls.validate_params(params)  # bad params: exit 2 before any client is built
+        if run is not None and run.mode == 'job':
+            from synapse_sdk.plugins.executors.job import submit_job
+
+            if wrap_client is not None:
+                fail('--output writes on this machine; --mode job runs elsewhere', EXIT_USAGE)
+            return submit_job(
+                plugin,
+                action,
+                params,
+                address=run.ray_address,
+                workers=run.workers,
+                resume=run.resume,
+                echo=(lambda line: None) if quiet else None,
+            )
         client = default_client_factory()()
         if wrap_client is not None:
             client = wrap_client(client)
@@ -129,7 +154,9 @@ def run_plugin_action(
             env=env_snapshot(),
             job_id=str(job_id) if job_id is not None else None,
         )
-        result = action_cls.dispatch(params, ctx)
+        from synapse_sdk.plugins.executors import run_action
+
+        result = run_action(action_cls, params, ctx, run, plugin=plugin, action=action)
         if on_result is not None:
             result = on_result(result)
         logger.finish()
@@ -152,6 +179,7 @@ def run_with_output(
     job_id: int | None,
     debug: bool,
     flags: FlagMap | None,
+    run: Execution | None = None,
 ) -> Any:
     """Run an export action, to ``--output`` when given; print the summary unless quiet."""
     from synapse_sdk.cli.output import LocalOutput
@@ -183,6 +211,7 @@ def run_with_output(
             flags=flags,
             wrap_client=out.wrap_client if out is not None else None,
             on_result=place,
+            run=run,
         )
     finally:
         if out is not None:
@@ -212,7 +241,10 @@ def run(
             'Default: the current directory.',
         ),
     ] = None,
-    mode: Annotated[str, typer.Option('--mode', help='Where to run: local')] = 'local',
+    mode: ModeOption = 'local',
+    workers: WorkersOption = 1,
+    ray_address: RayAddressOption = None,
+    resume: ResumeOption = False,
     output: OutputOption = None,
     overwrite: OverwriteOption = False,
     zip_output: ZipOption = False,
@@ -231,6 +263,8 @@ def run(
     """
     if mode not in MODES:
         fail(f'--mode {mode!r} is not supported; choose one of: {", ".join(MODES)}', EXIT_USAGE)
+    with reported_errors():
+        where = execution(mode, workers, ray_address, resume)
     flags = {'output': '--output'}
     if output is not None:
         flags.update(storage='--output', path='--output', name='--output')
@@ -246,6 +280,7 @@ def run(
         job_id=job_id,
         debug=debug,
         flags=None if output is None else flags,
+        run=where,
     )
     print_result(result)
 

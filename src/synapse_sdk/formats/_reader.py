@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ _POSIX = os.name == 'posix'
 OUTSIDE = 'path outside the images folder'
 ABSOLUTE = 'absolute path'
 NOT_FOUND = 'file not found'
+INVALID = 'invalid file name (a NUL byte)'
 
 
 class LazyImages(Iterable[ImportedImage]):
@@ -97,7 +98,8 @@ def resolve_inside(
 
     Returns ``(path, None)`` for a regular file inside ``base`` (symlinks followed, the result
     still inside), else ``(None, reason)``: :data:`ABSOLUTE`, :data:`OUTSIDE` (``..`` or a
-    symlink leading out) or :data:`NOT_FOUND`. The returned path is the resolved one, so the
+    symlink leading out), :data:`INVALID` (no file system takes a NUL byte) or
+    :data:`NOT_FOUND`. The returned path is the resolved one, so the
     file copied is the file checked. ``root`` is ``base.resolve()`` when the caller has it
     (a reader asks about thousands of names in one folder).
 
@@ -105,6 +107,8 @@ def resolve_inside(
     is resolved already): one ``lstat`` answers then, instead of resolving every component of
     the path again; a missing file needs no more either. Anything else is resolved fully.
     """
+    if '\x00' in name:
+        return None, INVALID
     text = name.replace('\\', '/')
     # absolute: a leading separator (UNC names too), or a drive letter ("C:")
     if text.startswith('/') or (name[1:2] == ':' and PureWindowsPath(name).drive):
@@ -138,23 +142,19 @@ def resolve_inside(
     return real, None
 
 
-def safe_stem_path(base: Path, relative: str, suffix: str) -> Path | None:
-    """``base/relative`` with its suffix replaced, when it stays inside ``base`` (else None)."""
-    text = relative.replace('\\', '/')
-    if PurePosixPath(text).is_absolute():
-        return None
-    target = Path(os.path.normpath(base.resolve() / text)).with_suffix(suffix)
-    return target if target.is_relative_to(base.resolve()) else None
-
-
 def parse_attribute_value(text: str | None) -> Any:
-    """An attribute value as text (VOC ``<value>``, CSV cell): JSON when it is JSON (our own
-    files, ``true``, ``3``), else the text itself (CVAT and Datumaro write plain strings)."""
+    """An attribute value as text (VOC ``<value>``): ``true``/``false`` in any case (our files
+    and CVAT write ``true``, Datumaro writes Python's ``True``) are booleans, JSON is parsed
+    (``3``, ``[1, 2]``, our own files), every other text is kept as it is (CVAT and Datumaro
+    write plain strings); a missing value stays ``None``, a blank one is ``''``."""
     if text is None:
         return None
     stripped = text.strip()
     if not stripped:
         return ''
+    low = stripped.lower()
+    if low in ('true', 'false'):
+        return low == 'true'
     try:
         return orjson.loads(stripped)
     except orjson.JSONDecodeError:
@@ -187,7 +187,8 @@ def class_list(classes: Sequence[str] | str | Path | None) -> list[str] | None:
 
 
 def load_project(root: Path) -> dict[str, Any] | None:
-    """``project.json`` of a dm or CSV export (``{"title", "configuration"}``), when present."""
+    """``project.json`` of a dm, CSV or LabelMe export (``{"title", "configuration"}``), when
+    present; its classes must be objects with a ``name``."""
     path = root / 'project.json'
     if not path.is_file():
         return None
@@ -196,6 +197,11 @@ def load_project(root: Path) -> dict[str, Any] | None:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise input_error(path, f'not a readable JSON file ({exc})') from exc
     config = data.get('configuration') if isinstance(data, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get('classes', []), list):
+    if not isinstance(config, dict):
         raise input_error(path, '"configuration" must be an object with a "classes" list')
+    classes = config.get('classes', [])
+    if not isinstance(classes, list) or not all(
+        isinstance(c, dict) and isinstance(c.get('name'), str) for c in classes
+    ):
+        raise input_error(path, '"configuration.classes" must be a list of {"name": ...}')
     return data

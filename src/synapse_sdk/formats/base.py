@@ -9,7 +9,7 @@ Life of a writer (the export pipeline owns the loop, the files and the error pol
         writer.write_item(item)                        # ItemExportError -> item reported/skipped
     writer.finish()                                    # or writer.abort() after a failure
 
-Counting: the writer counts annotations in the report (``count_annotation``, ``skip``,
+Counting: the writer counts annotations in the report (``count_annotations``, ``skip``,
 ``convert``, ``clamp``); the pipeline counts items (``count_item``, ``fail_item``). A writer's
 report entries for an item are only applied once the item was written, so an item that raises
 :class:`ItemExportError` leaves neither output nor counts behind.
@@ -149,19 +149,25 @@ class CommonOptions(BaseModel):
         return None if value is None else parse_split_mode(value)  # ParamsError names it
 
 
-def _allowed(model: type[BaseModel], key: str) -> str:
-    """What a field accepts, for error messages: its choices, its bounds or its description."""
+def _allowed(model: type[BaseModel], key: str, errors: list[dict[str, Any]]) -> str:
+    """What a field accepts, for error messages: its choices or its bounds; else what
+    pydantic expected (``a valid integer``, one per member of a union) and the field's
+    description."""
     info = model.model_fields.get(key)
     if info is None:
-        return ''
+        return '; '.join(str(e.get('msg')) for e in errors)
     annotation = info.annotation
     if getattr(annotation, '__origin__', None) is Literal:
-        return ', '.join(repr(a) for a in getattr(annotation, '__args__', ()))
+        return 'allowed: ' + ', '.join(repr(a) for a in getattr(annotation, '__args__', ()))
     lo = next((m.ge for m in info.metadata if getattr(m, 'ge', None) is not None), None)
     hi = next((m.le for m in info.metadata if getattr(m, 'le', None) is not None), None)
     if lo is not None and hi is not None:
-        return f'an integer from {lo} to {hi}'
-    return info.description or ''
+        return f'allowed: an integer from {lo} to {hi}'
+    if any(e.get('type') == 'string_pattern_mismatch' for e in errors) and info.description:
+        return f'allowed: {info.description}'
+    wanted = dict.fromkeys(str(e.get('msg')).removeprefix('Input should be ') for e in errors)
+    expected = 'expected ' + ' or '.join(wanted)
+    return f'{expected}: {info.description}' if info.description else expected
 
 
 def parse_options(model: type[BaseModel], options: dict[str, Any]) -> BaseModel:
@@ -170,19 +176,19 @@ def parse_options(model: type[BaseModel], options: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate(options)
     except ValidationError as exc:
-        errors = []
+        bad: dict[str, list[dict[str, Any]]] = {}  # key -> its errors (a union gives several)
         keys = ', '.join(model.model_fields)
         for err in exc.errors():
-            key = str((err.get('loc') or ('<root>',))[0])
-            if err.get('type') == 'extra_forbidden':
-                errors.append((f'extra_params.{key}', f'unknown option; allowed keys: {keys}'))
-                continue
             cause = (err.get('ctx') or {}).get('error')
             if isinstance(cause, ParamsError):
                 raise cause from None
-            allowed = _allowed(model, key)
-            got = err.get('input')
-            message = f'got {got!r}; allowed: {allowed}' if allowed else str(err.get('msg'))
+            bad.setdefault(str((err.get('loc') or ('<root>',))[0]), []).append(dict(err))
+        errors = []
+        for key, errs in bad.items():
+            if errs[0].get('type') == 'extra_forbidden':
+                message = f'unknown option; allowed keys: {keys}'
+            else:
+                message = f'got {errs[0].get("input")!r}; {_allowed(model, key, errs)}'
             errors.append((f'extra_params.{key}', message))
         raise ParamsError('Invalid extra_params', errors) from None
 
@@ -247,6 +253,12 @@ class FormatWriter(ABC):
         """This format's options with defaults filled in; :class:`ParamsError` names
         ``extra_params.<key>`` and what is allowed (unknown keys are refused)."""
         return parse_options(cls.Options, dict(options or {})).model_dump()
+
+    @classmethod  # noqa: B027 - optional hook
+    def check_export(cls, options: dict[str, Any], save_original: bool) -> None:
+        """Refuse (:class:`ParamsError`) valid ``options`` that this format cannot honour
+        together with the export's other params, e.g. an option that needs the originals when
+        they are not saved. ``options`` come from :meth:`validate_options`."""
 
     # --- helpers for subclasses ----------------------------------------------------------
     def write_project_json(self) -> None:

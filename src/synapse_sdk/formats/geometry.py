@@ -219,13 +219,6 @@ def plain_points_box(
 _PLAIN_NUMBER = frozenset((int, float))
 
 
-def rotated_enclosing_box(bbox: Sequence[float], rotation: float = 0.0) -> list[float]:
-    """The axis-aligned box enclosing a rotated box (the box itself when not rotated)."""
-    if not rotation:
-        return [float(v) for v in bbox[:4]]
-    return enclosing_box(rotated_corners(bbox, rotation))
-
-
 def min_area_box(points: Sequence[Sequence[float]]) -> tuple[list[float], float]:
     """The minimum-area rotated rectangle around ``points`` as ``([x, y, w, h], rotation)``.
 
@@ -476,6 +469,16 @@ def mask_to_rle(mask: np.ndarray) -> dict[str, Any]:
 def rle_to_mask(rle: dict[str, Any]) -> np.ndarray:
     """Decode a checked RLE to a boolean ``(height, width)`` array."""
     return np.asarray(mask_utils.decode(_rle(rle)), dtype=bool)
+
+
+def rle_crop(rle: dict[str, Any]) -> tuple[np.ndarray, int, int, int, int]:
+    """``(mask, x, y, w, h)``: a checked RLE decoded and cropped to its tight box (whole
+    pixels), for formats that store a mask within its box (CVAT, LabelMe).
+    :class:`Unsupported` when the mask is empty."""
+    x, y, w, h = (int(v) for v in rle_bbox(rle))
+    if w <= 0 or h <= 0:
+        raise Unsupported('empty mask')
+    return rle_to_mask(rle)[y : y + h, x : x + w], x, y, w, h
 
 
 def mask_polygons(rle: dict[str, Any]) -> tuple[list[list[Point]], int, int]:

@@ -41,12 +41,6 @@ class ExportReport:
             if split is not None:
                 self.per_split[split] += 1
 
-    def count_annotation(self, category: str, tool: str) -> None:
-        with self._lock:
-            self.annotations_exported += 1
-            self.per_class[category] += 1
-            self.per_tool[tool] += 1
-
     def count_annotations(self, counts: dict[tuple[str, str], int]) -> None:
         """Many exported annotations at once: ``{(category, tool): count}``."""
         with self._lock:

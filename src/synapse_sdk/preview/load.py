@@ -26,7 +26,12 @@ MARKERS = (
     ('voc', 'Annotations/'),
     ('csv', 'annotations.csv'),
     ('dm', 'json/'),
+    ('cvat', 'annotations.xml'),
+    ('parquet', 'data/*.parquet'),
+    ('labelme', '[<split>/]*.json with "shapes"'),
 )
+#: JSON files an export writes beside its data (never LabelMe files).
+_REPORT_FILES = {'export_report.json', 'error_file_list.json', 'project.json'}
 #: Folders that hold images but do not name a split.
 _NOT_SPLITS = {'images', 'jpegimages', 'origin_files', 'json', 'annotations'}
 
@@ -48,11 +53,27 @@ def detect_format(root: Path) -> str:
         return 'csv'
     if (root / 'json').is_dir():
         return 'dm'
+    if (root / 'annotations.xml').is_file():
+        return 'cvat'
+    if any((root / 'data').glob('*.parquet')):
+        return 'parquet'
+    if _has_labelme_file(root):
+        return 'labelme'
     looked = ', '.join(f'{marker} ({fmt})' for fmt, marker in MARKERS)
     raise ParamsError(
         'Cannot preview',
         [('EXPORT_DIR', f'{root} holds no export this SDK reads; looked for {looked}')],
     )
+
+
+def _has_labelme_file(root: Path) -> bool:
+    """Whether the first JSON file in ``root`` or one level down is a LabelMe file."""
+    for path in (*sorted(root.glob('*.json')), *sorted(root.glob('*/*.json'))):
+        if path.name in _REPORT_FILES:
+            continue
+        data = _json(path)
+        return isinstance(data, dict) and 'shapes' in data and 'imagePath' in data
+    return False
 
 
 @dataclass

@@ -48,8 +48,8 @@ class InjectedDrop(ConnectionAbortedError):
 
 @dataclass
 class Fault:
-    """One rule: requests whose path starts with ``path``, after ``after`` good ones, fail
-    ``times`` times (``times=-1``: for ever)."""
+    """One rule: requests whose path starts with ``path`` (and whose query string contains
+    ``query``), after ``after`` good ones, fail ``times`` times (``times=-1``: for ever)."""
 
     kind: Literal['status', 'drop', 'delay', 'early_end', 'ignore_cursor', 'rewrite']
     path: str = '/'
@@ -60,6 +60,7 @@ class Fault:
     times: int = 1
     rewrite: Callable[[bytes], bytes] | None = field(default=None, compare=False)
     seen: int = field(default=0, compare=False)
+    query: str = ''
 
     def hit(self) -> bool:
         """Count one matching request; True when this one is to fail."""
@@ -88,11 +89,13 @@ class FaultPlan:
         with self._lock:
             self.faults.clear()
 
-    def match(self, path: str) -> Fault | None:
+    def match(self, path: str, query: str = '') -> Fault | None:
         """The first rule that fires for this request, if any."""
         with self._lock:
             chosen = None
             for fault in self.faults:
+                if fault.query and fault.query not in query:
+                    continue
                 if path.startswith(fault.path) and fault.hit() and chosen is None:
                     chosen = fault
             if chosen is not None:
@@ -116,7 +119,7 @@ class FaultMiddleware:
             self.plan.requests.append(
                 (scope['method'], scope['path'], rng.decode('latin-1') if rng else None)
             )
-        fault = self.plan.match(scope['path'])
+        fault = self.plan.match(scope['path'], scope.get('query_string', b'').decode('latin-1'))
         if fault is None:
             await self.app(scope, receive, send)
         elif fault.kind == 'ignore_cursor':

@@ -89,6 +89,25 @@ def _tags(alias: str) -> str:
     return f'EXISTS (SELECT 1 FROM json_each({alias}.tags) je WHERE je.value IN ({{v}}))'
 
 
+def _key_range(column: str) -> dict[str, _Filter]:
+    """``<key>__gte`` / ``<key>__lte``: an inclusive key range (a shard of a selection)."""
+    name = column.split('.')[-1]
+    return {
+        f'{name}__gte': _Filter('int', f'{column} >= {{v}}'),
+        f'{name}__lte': _Filter('int', f'{column} <= {{v}}'),
+    }
+
+
+def _file_columns(unit: str) -> dict[str, str]:
+    """Light columns naming a record's output: its data unit's primary file name (the first
+    file by key when none is primary, as ``primary_file`` picks it) and the unit's own name."""
+    return {
+        'file_name': f'(SELECT f.file_name_original FROM files f WHERE f.data_unit = {unit} '
+        'ORDER BY f.is_primary DESC, f.key LIMIT 1)',
+        'unit_name': f'(SELECT d.name FROM data_units d WHERE d.id = {unit})',
+    }
+
+
 _ASSIGNMENT = TargetSpec(
     name='assignment',
     table='assignments',
@@ -103,12 +122,13 @@ _ASSIGNMENT = TargetSpec(
         'user': _Filter('ints', 'r.user IN ({v})'),
         'created__gte': _Filter('datetime', 'r.created >= {v}'),
         'created__lte': _Filter('datetime', 'r.created <= {v}'),
+        **_key_range('r.id'),
     },
     # Not required here: the spec's own step example lists assignments with no filter. Exports
     # still require a project (AssignmentExportTargetHandler.validate_filter), so an export
     # never widens to every project.
     light={'id': 'r.id', 'data_unit': 't.data_unit', 'task': 'r.task', 'status': 'r.status',
-           'user': 'r.user', 'created': 'r.created'},
+           'user': 'r.user', 'created': 'r.created', **_file_columns('t.data_unit')},
 )  # fmt: skip
 
 _TASK = TargetSpec(
@@ -131,10 +151,11 @@ _TASK = TargetSpec(
         ),
         'created__gte': _Filter('datetime', 'r.created >= {v}'),
         'created__lte': _Filter('datetime', 'r.created <= {v}'),
+        **_key_range('r.id'),
     },
     required_any=('project',),
     light={'id': 'r.id', 'data_unit': 'r.data_unit', 'status': 'r.status',
-           'created': 'r.created'},
+           'created': 'r.created', **_file_columns('r.data_unit')},
 )  # fmt: skip
 
 _GROUND_TRUTH = TargetSpec(
@@ -148,13 +169,14 @@ _GROUND_TRUTH = TargetSpec(
         'data_unit': _Filter('ints', 'r.data_unit IN ({v})'),
         'created__gte': _Filter('datetime', 'r.created >= {v}'),
         'created__lte': _Filter('datetime', 'r.created <= {v}'),
+        **_key_range('r.pgh_id'),
     },
     required_any=('ground_truth_dataset_version',),
     # The platform's own name for the key; the spec's GT handler renames to it.
     aliases={'ground_truth_dataset_versions': 'ground_truth_dataset_version'},
     light={'pgh_id': 'r.pgh_id', 'id': 'r.id', 'data_unit': 'r.data_unit',
            'ground_truth_dataset_version': 'r.version', 'category': 'r.category',
-           'created': 'r.created'},
+           'created': 'r.created', **_file_columns('r.data_unit')},
 )  # fmt: skip
 
 TARGETS: dict[str, TargetSpec] = {s.name: s for s in (_ASSIGNMENT, _TASK, _GROUND_TRUTH)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synapse_sdk.errors import ParamsError
 from synapse_sdk.formats._reader import SPLIT_ALIASES
 from synapse_sdk.formats.names import safe_basename
 from synapse_sdk.server.media import MediaStage, file_entry
@@ -61,7 +62,8 @@ def import_dataset(
     """Create a project from ``dataset``; returns ``{project, storage, ground_truth_dataset,
     ground_truth_dataset_version, data_units, tasks, assignments, ground_truth_events, read,
     skipped}`` (``read`` / ``skipped``: the reader's counts, see
-    :class:`~synapse_sdk.formats.dataset.ImportReport`)."""
+    :class:`~synapse_sdk.formats.dataset.ImportReport`). A dataset without a single image is
+    refused (:class:`ParamsError`; nothing is created): it is not what the reader expected."""
     title = title or dataset.title
     report = dataset.report
     stage = MediaStage(store.home, store.media_dir)
@@ -89,6 +91,9 @@ def import_dataset(
                 if rows.pending >= batch:
                     rows.flush()
             rows.flush()
+            if not rows.count:  # not a dataset of this format, or nothing of it readable
+                found = '; '.join(report.lines()) or 'nothing the reader recognised'
+                raise ParamsError('Cannot import dataset', [(title, f'no images found ({found})')])
             rows.set_configuration(dataset.configuration)  # classes found while reading
     except BaseException:
         stage.discard()  # the rows rolled back; their files never reached media/

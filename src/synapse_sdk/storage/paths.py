@@ -27,7 +27,9 @@ __all__ = [
     'validate_rel_path',
 ]
 
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = 200  # bytes (UTF-8); leaves room for a 'name(1)' suffix within 255
+#: The longest file or directory name file systems take (ext4, APFS, NTFS-on-Linux), in bytes.
+MAX_SEGMENT_BYTES = 255
 #: Hidden directories (and object-store prefixes) holding exports that are not published yet.
 STAGING_PREFIX = '.synapse-staging-'
 
@@ -52,7 +54,8 @@ def validate_rel_path(path: str | None, field: str = 'path') -> str:
     """Return ``path`` as a normalised relative POSIX path; ``''`` for ``None`` or ``''``.
 
     Raises :class:`~synapse_sdk.errors.ParamsError` naming ``field`` when the path is absolute,
-    has a ``..`` segment, a backslash, a drive letter, NUL or control characters.
+    has a ``..`` segment, a backslash, a drive letter, NUL or control characters, or a segment
+    longer than :data:`MAX_SEGMENT_BYTES` bytes in UTF-8.
     """
     if path is None:
         return ''
@@ -78,6 +81,10 @@ def validate_rel_path(path: str | None, field: str = 'path') -> str:
             raise _fail(field, path, 'blank segments are not allowed', _PATH_RULES)
         if part.startswith(STAGING_PREFIX):
             raise _fail(field, path, f'{STAGING_PREFIX!r} is reserved', _PATH_RULES)
+        size = len(part.encode('utf-8', 'surrogatepass'))
+        if size > MAX_SEGMENT_BYTES:
+            reason = f'a segment is longer than {MAX_SEGMENT_BYTES} bytes in UTF-8 ({size})'
+            raise _fail(field, path, reason, _PATH_RULES)
         parts.append(part)
     return '/'.join(parts)
 
@@ -87,7 +94,7 @@ def validate_name(name: str, field: str = 'name') -> str:
 
     Raises :class:`~synapse_sdk.errors.ParamsError` naming ``field`` when the name is blank,
     ``.``/``..``, contains a separator, NUL or control characters, starts with a drive letter,
-    or is longer than :data:`MAX_NAME_LENGTH` characters.
+    or is longer than :data:`MAX_NAME_LENGTH` bytes in UTF-8 (file systems count bytes).
     """
     if not isinstance(name, str):
         raise ParamsError(
@@ -106,10 +113,10 @@ def validate_name(name: str, field: str = 'name') -> str:
         raise _fail(field, name, 'drive letters are not allowed', _NAME_RULES)
     if stripped.startswith(STAGING_PREFIX):
         raise _fail(field, name, f'{STAGING_PREFIX!r} is reserved', _NAME_RULES)
-    if len(stripped) > MAX_NAME_LENGTH:
-        raise _fail(
-            field, name, f'longer than {MAX_NAME_LENGTH} characters ({len(stripped)})', _NAME_RULES
-        )
+    size = len(stripped.encode('utf-8', 'surrogatepass'))
+    if size > MAX_NAME_LENGTH:
+        reason = f'longer than {MAX_NAME_LENGTH} bytes in UTF-8 ({size})'
+        raise _fail(field, name, reason, _NAME_RULES)
     return stripped
 
 

@@ -45,7 +45,6 @@ from synapse_sdk.formats.geometry import (
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
     rotated_corners,
 )
 
@@ -61,10 +60,7 @@ __all__ = [
     'annotation_to_coco',
     'categories_to_coco',
     'category_ids',
-    'coco_to_annotations',
-    'coco_to_configuration',
     'image_to_coco',
-    'is_box_polygon',
 ]
 
 
@@ -232,87 +228,3 @@ def _keypoints(
         'area': area or bw * bh,
         'segmentation': [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]],
     }
-
-
-def coco_to_annotations(
-    coco: dict[str, Any], *, category: str, keypoint_names: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """A COCO annotation as document annotations (a multi-part polygon gives one per part)."""
-    base: dict[str, Any] = {'id': str(coco['id']), 'category': category}
-    if coco.get('iscrowd'):
-        base['iscrowd'] = True
-    base['attributes'] = dict(coco.get('attributes') or {})
-    seg = coco.get('segmentation')
-    box = [float(v) for v in coco.get('bbox') or (0, 0, 0, 0)]
-    if keypoint_names and coco.get('keypoints'):
-        flat = coco['keypoints']
-        triplets = range(0, len(flat) - 2, 3)
-        kps = [[float(flat[i]), float(flat[i + 1]), int(flat[i + 2])] for i in triplets]
-        area = float(coco.get('area') or box[2] * box[3])
-        return [{**base, 'tool': 'keypoint', 'bbox': box, 'area': area, 'keypoints': kps}]
-    if isinstance(seg, dict):
-        rle = rle_compress(seg)
-        area = float(rle_area(rle))
-        return [{**base, 'tool': 'segmentation', 'bbox': rle_bbox(rle), 'area': area, 'mask': rle}]
-    if is_box_polygon(seg, box):
-        return [{**base, 'tool': 'bounding_box', 'bbox': box, 'area': box[2] * box[3]}]
-    if isinstance(seg, list) and seg:
-        out = []
-        parts = [p for p in seg if len(p) >= 6]
-        for k, poly in enumerate(parts):
-            points = [[float(poly[i]), float(poly[i + 1])] for i in range(0, len(poly) - 1, 2)]
-            ann_id = base['id'] if len(parts) == 1 else f'{base["id"]}_{k}'
-            geometry = {'bbox': enclosing_box(points), 'area': polygon_area(points)}
-            out.append({**base, 'id': ann_id, 'tool': 'polygon', **geometry, 'points': points})
-        return out
-    return [{**base, 'tool': 'bounding_box', 'bbox': box, 'area': box[2] * box[3]}]
-
-
-def _tool_of(coco: dict[str, Any], has_keypoints: bool) -> str:
-    seg = coco.get('segmentation')
-    if has_keypoints and coco.get('keypoints'):
-        return 'keypoint'
-    if isinstance(seg, dict):
-        return 'segmentation'
-    if isinstance(seg, list) and seg and not is_box_polygon(seg, coco.get('bbox')):
-        return 'polygon'
-    return 'bounding_box'
-
-
-def is_box_polygon(seg: Any, bbox: Any) -> bool:
-    """Whether ``seg`` is the four-corner polygon of ``bbox`` (how boxes are written, so that
-    every annotation has a segmentation): such an annotation is a box, not a polygon."""
-    if not isinstance(seg, list) or len(seg) != 1 or not isinstance(seg[0], list):
-        return False
-    if len(seg[0]) != 8 or not isinstance(bbox, list) or len(bbox) != 4:
-        return False
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-        corners = {(float(seg[0][i]), float(seg[0][i + 1])) for i in range(0, 8, 2)}
-    except (TypeError, ValueError):
-        return False
-    return corners == {(x, y), (x + w, y), (x + w, y + h), (x, y + h)}
-
-
-def coco_to_configuration(
-    categories: list[dict[str, Any]], annotations: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Project configuration from COCO categories, ordered by id; a class's tool is that of
-    its first annotation (``bounding_box`` when it has none)."""
-    cats = sorted(categories, key=lambda c: c['id'])
-    tools: dict[int, str] = {}
-    kp_ids = {c['id'] for c in cats if c.get('keypoints')}
-    for a in annotations:
-        if a.get('category_id') not in tools:
-            tools[a['category_id']] = _tool_of(a, a.get('category_id') in kp_ids)
-    classes = []
-    keypoints = {}
-    for c in cats:
-        tool = 'keypoint' if c['id'] in kp_ids else tools.get(c['id'], 'bounding_box')
-        classes.append({'name': c['name'], 'tool': tool, 'attributes': []})
-        if c.get('keypoints'):
-            keypoints[c['name']] = {
-                'names': list(c['keypoints']),
-                'skeleton': [[a - 1, b - 1] for a, b in c.get('skeleton') or []],
-            }
-    return {'classes': classes, 'keypoints': keypoints}

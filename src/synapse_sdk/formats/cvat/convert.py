@@ -31,13 +31,14 @@ import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    check_mask,
+    check_numbers,
     enclosing_box,
     mask_to_rle,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
-    rle_to_mask,
+    rle_crop,
 )
 
 __all__ = [
@@ -129,11 +130,8 @@ def _finite_points(raw: Any, at_least: int, tool: str) -> list[tuple[float, floa
 
 def rle_to_cvat_mask(rle: dict[str, Any]) -> tuple[list[int], int, int, int, int]:
     """A document (COCO) RLE as CVAT's ``(runs, left, top, width, height)``."""
-    mask = rle_to_mask(rle)
-    x, y, w, h = (int(v) for v in rle_bbox(rle))
-    if w <= 0 or h <= 0:
-        raise Unsupported('empty mask')
-    crop = mask[y : y + h, x : x + w].ravel(order='C').astype(np.int8)
+    mask, x, y, w, h = rle_crop(rle)
+    crop = mask.ravel(order='C').astype(np.int8)
     changes = np.flatnonzero(np.diff(crop)) + 1
     bounds = np.concatenate(([0], changes, [crop.size]))
     runs = np.diff(bounds).tolist()
@@ -192,8 +190,10 @@ def annotation_to_cvat(
     keypoint_names: Sequence[str] | None = None,
     log: ItemLog | None = None,
 ) -> Element:
-    """One document annotation as a CVAT element; raises :class:`Unsupported` with the reason."""
+    """One document annotation as a CVAT element; raises :class:`Unsupported` with the reason
+    (also for a number no reader takes: NaN, inf, a string, beyond 2**31 pixels)."""
     log = log or ItemLog()
+    check_numbers(ann, image_size)
     tool = ann.get('tool')
     label = ann['category']
     if not xml_safe(label):
@@ -223,13 +223,7 @@ def annotation_to_cvat(
             raise Unsupported('polygon with zero area')
         return (tool, [*head, ('points', _points(points, precision)), *z], children)
     if tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
         runs, left, top, mw, mh = rle_to_cvat_mask(rle)
         geometry = [
             ('rle', ', '.join(str(r) for r in runs)),

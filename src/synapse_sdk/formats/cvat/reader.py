@@ -290,6 +290,8 @@ def _image(
         report.skip('image file', reason or 'file not found')
     report.count('images')
     report.count('annotations', len(annotations))
+    if path is not None:
+        report.count('image files')
     return ImportedImage(
         file_name=PurePosixPath(name.replace('\\', '/')).name,
         path=path,

@@ -22,7 +22,7 @@ import tempfile
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from synapse_sdk.errors import ParamsError
 from synapse_sdk.formats.base import CommonOptions, FormatItem, FormatWriter, ItemLog
@@ -139,6 +139,14 @@ class CvatOptions(CommonOptions):
     name: str | None = Field(
         None, description='Project name written in <meta> (default: the project title)'
     )
+
+    @field_validator('name')
+    @classmethod
+    def _xml_name(cls, value: str | None) -> str | None:
+        if value is not None and not xml_safe(value):
+            reason = 'holds characters XML cannot carry (control characters)'
+            raise ParamsError('Invalid extra_params', [('extra_params.name', reason)])
+        return value
 
 
 class CvatWriter(FormatWriter):

@@ -93,12 +93,12 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
             width, height = unit.get('width'), unit.get('height')
             if (not width or not height) and image is not None:
                 width, height = image_size(image) or (None, None)
-            annotations = [a for a in doc.get('annotations') or [] if isinstance(a, dict)]
-            report.skip(
-                'annotation',
-                'not a JSON object',
-                len(doc.get('annotations') or []) - len(annotations),
-            )
+            listed = doc.get('annotations') or []
+            objects = [a for a in listed if isinstance(a, dict)]
+            report.skip('annotation', 'not a JSON object', len(listed) - len(objects))
+            annotations = [a for a in objects if isinstance(a.get('category'), str)]
+            reason = '"category" is not a class name (text)'
+            report.skip('annotation', reason, len(objects) - len(annotations))
             report.count('annotations', len(annotations))
             report.count('images')
             classifications = doc.get('classifications')

@@ -2,6 +2,8 @@
 ``extra_params.dm_version: 1``), originals in ``origin_files/<stem><ext>``, and
 ``project.json`` with the project schema (CONTRACTS #2).
 
+DM has no splits: ``split`` and ``split_mode`` are refused rather than ignored.
+
 Annotations whose class is not in the project configuration are left out and reported, as in
 every format, and so are annotations with a number that is not valid (NaN, inf, a string, an
 invalid mask: see :func:`~synapse_sdk.formats.geometry.check_numbers`); everything else is
@@ -14,9 +16,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from synapse_sdk.errors import ItemExportError
+from synapse_sdk.errors import ItemExportError, ParamsError
 from synapse_sdk.formats.base import (
     CommonOptions,
     FormatItem,
@@ -41,6 +43,23 @@ class DmOptions(CommonOptions):
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError('a boolean is not a version')
+        return value
+
+    @field_validator('split', 'split_mode')
+    @classmethod
+    def _no_splits(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every item goes to json/: a split would be reported (per_split) but written nowhere.
+        if value is not None:
+            raise ParamsError(
+                'Invalid extra_params',
+                [
+                    (
+                        f'extra_params.{info.field_name}',
+                        'dm has no splits (every item is written to json/); export without '
+                        'one, or use a format with splits (csv keeps a split column)',
+                    )
+                ],
+            )
         return value
 
 

@@ -29,13 +29,14 @@ from PIL import Image
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
     box_from_corners,
+    check_mask,
+    check_numbers,
     enclosing_box,
     mask_to_rle,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
-    rle_to_mask,
+    rle_crop,
     rotated_corners,
 )
 
@@ -121,6 +122,7 @@ def annotation_to_shapes(
     ``group_id`` is used by keypoint annotations (their points share it).
     """
     log = log or ItemLog()
+    check_numbers(ann, image_size)  # NaN, inf, strings, beyond 2**31 pixels: skipped
     tool = ann.get('tool')
     label = ann['category']
     attributes = dict(ann.get('attributes') or {})
@@ -147,17 +149,8 @@ def annotation_to_shapes(
             raise Unsupported('polyline with fewer than 2 points')
         return [_shape(label, points, 'linestrip', attributes)]
     if tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
-        x0, y0, mw, mh = (int(v) for v in rle_bbox(rle))
-        if mw <= 0 or mh <= 0:
-            raise Unsupported('empty mask')
-        crop = rle_to_mask(rle)[y0 : y0 + mh, x0 : x0 + mw]
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
+        crop, x0, y0, mw, mh = rle_crop(rle)
         corners = [(x0, y0), (x0 + mw - 1, y0 + mh - 1)]
         return [_shape(label, corners, 'mask', attributes, mask=mask_png(crop))]
     if tool == 'keypoint':

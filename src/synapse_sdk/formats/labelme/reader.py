@@ -31,6 +31,7 @@ from synapse_sdk.formats._reader import (
     LazyImages,
     canonical_split,
     input_error,
+    load_project,
     resolve_inside,
 )
 from synapse_sdk.formats.base import Unsupported
@@ -80,26 +81,6 @@ def _groups(shapes: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[l
         else:
             others.append((n, shape))
     return others, list(groups.values())
-
-
-def _project_configuration(root: Path) -> dict[str, Any] | None:
-    """The configuration of our export's ``project.json`` (classes, tools, keypoint names)."""
-    path = root / 'project.json'
-    if not path.is_file():
-        return None
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise input_error(path, f'not a readable JSON file ({exc})') from exc
-    conf = data.get('configuration') if isinstance(data, dict) else None
-    if not isinstance(conf, dict):
-        raise input_error(path, 'no "configuration" object')
-    classes = conf.get('classes')
-    if not isinstance(classes, list) or not all(
-        isinstance(c, dict) and isinstance(c.get('name'), str) for c in classes
-    ):
-        raise input_error(path, '"configuration.classes" must be a list of {"name": ...}')
-    return dict(conf)
 
 
 def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
@@ -160,7 +141,8 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
         raise input_error(
             path, 'no LabelMe JSON files found (objects with "shapes" and "imagePath")'
         )
-    configuration = _project_configuration(root)
+    project = load_project(root)
+    configuration = dict(project['configuration']) if project else None
     if configuration is None:
         classes = declared + sorted(n for n in tools if n not in declared)
         generated: dict[str, Any] = {}
@@ -172,7 +154,7 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
             'keypoints': generated,
         }
     else:  # our export: the project's classes, then any label it did not know, sorted
-        known = [c['name'] for c in configuration['classes']]
+        known = [c['name'] for c in configuration.setdefault('classes', [])]
         for name in sorted(n for n in tools if n not in known):
             configuration['classes'].append({'name': name, 'tool': tools[name], 'attributes': []})
     keypoints: dict[str, Any] = configuration.setdefault('keypoints', {})
@@ -282,6 +264,8 @@ def _image(
     image_path = str(data.get('imagePath') or json_path.with_suffix('').name)
     report.count('images')
     report.count('annotations', len(annotations))
+    if image is not None:
+        report.count('image files')
     return ImportedImage(
         file_name=PurePosixPath(PureWindowsPath(image_path).as_posix()).name,
         path=image,

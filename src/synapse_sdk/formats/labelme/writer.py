@@ -27,7 +27,13 @@ from typing import IO, Any
 from pydantic import Field
 
 from synapse_sdk.errors import ItemExportError
-from synapse_sdk.formats.base import CommonOptions, FormatItem, FormatWriter, ItemLog
+from synapse_sdk.formats.base import (
+    CommonOptions,
+    FormatItem,
+    FormatWriter,
+    ItemLog,
+    write_file,
+)
 from synapse_sdk.formats.labelme.convert import annotation_to_shapes
 
 __all__ = ['LABELME_VERSION', 'LabelmeWriter', 'dump_json']
@@ -113,7 +119,8 @@ class LabelmeWriter(FormatWriter):
             raise ItemExportError(f'labelme: not serialisable as JSON: {exc}', item.id) from exc
         self._make(item.split)
         rel = f'{item.split}/{item.stem}.json'
-        (self.root / rel).write_text(text, encoding='utf-8', newline='\n')
+        # all or nothing: a failed write (a full disk) leaves no partial file and fails the item
+        write_file(self.root / rel, text.encode('utf-8'), item)
         if self._pending is not None:
             self._pending.write(rel + '\n')
         log.apply(self.report)
@@ -145,7 +152,7 @@ class LabelmeWriter(FormatWriter):
         if not image.is_file():
             return False
         data['imageData'] = base64.b64encode(image.read_bytes()).decode('ascii')
-        path.write_text(dump_json(data), encoding='utf-8', newline='\n')
+        write_file(path, dump_json(data).encode('utf-8'))  # a failure fails the export
         return True
 
     def abort(self) -> None:

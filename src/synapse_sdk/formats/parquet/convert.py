@@ -33,11 +33,18 @@ import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
+    Point,
+    annotation_box,
+    box4,
+    check_mask,
+    check_numbers,
+    clamp_box,
+    clamp_points,
     enclosing_box,
+    points2,
     polygon_area,
     rle_area,
     rle_bbox,
-    rle_compress,
     rotated_corners,
 )
 
@@ -113,13 +120,6 @@ def features_yaml(feats: dict[str, Any]) -> list[dict[str, Any]]:
     return [{'name': name, **_yaml_type(feature)} for name, feature in feats.items()]
 
 
-def _finite_box(values: Sequence[Any]) -> list[float]:
-    box = [float(v) for v in values[:4]]
-    if len(box) != 4 or not all(math.isfinite(v) for v in box):
-        raise Unsupported('malformed bbox')
-    return box
-
-
 def annotation_to_object(
     ann: dict[str, Any],
     *,
@@ -128,58 +128,61 @@ def annotation_to_object(
     log: ItemLog | None = None,
 ) -> dict[str, Any]:
     """One document annotation as an object (without ``id``); :class:`Unsupported` says why
-    it has none."""
+    it has none. Numbers are checked (NaN, inf, strings, beyond 2**31 pixels are skipped) and
+    coordinates clamped to the image (reported), as in COCO, whose boxes these are."""
     log = log or ItemLog()
+    check_numbers(ann, image_size)
+    w, h = image_size
     tool = ann.get('tool')
     segmentation: list[list[float]] = []
     rle_counts: str | None = None
+    box: list[float]
     if tool == 'bounding_box':
-        box = _finite_box(ann.get('bbox') or ())
+        box = list(box4(ann.get('bbox')))
         if box[2] <= 0 or box[3] <= 0:
             raise Unsupported('bounding_box with zero or negative size')
-        area = box[2] * box[3]
         rotation = float(ann.get('rotation') or 0.0)
         if rotation % (2 * math.pi):
-            corners = rotated_corners(box, rotation)
+            exact = rotated_corners(box, rotation)
+            corners = _clamped(exact, w, h, log)
+            area = box[2] * box[3] if corners == exact else polygon_area(corners)
             segmentation = [[c for p in corners for c in p]]
             box = enclosing_box(corners)
             log.convert('rotated box -> enclosing box (parquet)')
+        else:
+            box, changed = clamp_box(box, w, h)
+            if changed:
+                log.clamp()
+            area = box[2] * box[3]
     elif tool == 'polygon':
-        points = [(float(p[0]), float(p[1])) for p in ann.get('points') or ()]
-        if len(points) < 3 or not all(math.isfinite(c) for p in points for c in p):
+        points = points2(ann.get('points'))
+        if len(points) < 3:
             raise Unsupported('polygon with fewer than 3 points')
+        points = _clamped(points, w, h, log)
         area = polygon_area(points)
         if area <= 0:
             raise Unsupported('polygon with zero area')
         segmentation = [[c for p in points for c in p]]
         box = enclosing_box(points)
     elif tool == 'segmentation':
-        mask = ann.get('mask')
-        if not isinstance(mask, dict) or 'counts' not in mask or 'size' not in mask:
-            raise Unsupported('segmentation without an RLE mask')
-        rle = rle_compress(mask)
-        w, h = image_size
-        if rle['size'] != [h, w]:
-            raise Unsupported(f'mask size {rle["size"]} differs from the image [{h}, {w}]')
+        rle = check_mask(ann.get('mask'), image_size)  # valid, of the image's size
         area = float(rle_area(rle))
         if area <= 0:
             raise Unsupported('empty mask')
         box = rle_bbox(rle)
         rle_counts = rle['counts']
     elif tool == 'keypoint':
-        if ann.get('bbox'):
-            box = _finite_box(ann['bbox'])
-        else:
-            labelled = [kp for kp in ann.get('keypoints') or () if len(kp) < 3 or kp[2]]
-            if not labelled:
-                raise Unsupported('keypoint annotation with no box and no labelled point')
-            box = enclosing_box(labelled)
+        box, changed = clamp_box(annotation_box(ann, log, 'parquet', report=False), w, h)
+        if changed:
+            log.clamp()
         area = box[2] * box[3]
         log.convert('keypoint -> box (parquet)')
     elif tool in ('polyline', 'classification'):
         raise Unsupported(f'{tool} cannot be expressed in parquet')
     else:
         raise Unsupported(f'unknown tool {tool!r}')
+    if box[2] <= 0 or box[3] <= 0 or area <= 0:
+        raise Unsupported('box outside the image')
     attributes = ann.get('attributes') or None
     return {
         'area': float(area),
@@ -192,6 +195,13 @@ def annotation_to_object(
             orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode() if attributes else None
         ),
     }
+
+
+def _clamped(points: Sequence[Sequence[float]], w: int, h: int, log: ItemLog) -> list[Point]:
+    out, changed = clamp_points(points, w, h)
+    if changed:
+        log.clamp()
+    return out
 
 
 def object_to_annotations(

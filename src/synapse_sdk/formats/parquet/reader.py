@@ -245,6 +245,8 @@ def _image(
             report.skip('classifications', 'not a JSON object')
     report.count('images')
     report.count('annotations', len(annotations))
+    if path is not None:
+        report.count('image files')
     return ImportedImage(
         file_name=file_name,
         path=path,

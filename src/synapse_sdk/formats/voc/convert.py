@@ -43,12 +43,10 @@ from synapse_sdk.formats.geometry import annotation_box, clamp_box, fmt_exact, f
 __all__ = [
     'annotation_to_voc',
     'attribute_text',
-    'attribute_value',
     'box_to_voc',
     'labelmap_name',
     'labelmap_text',
     'parse_labelmap',
-    'voc_to_annotation',
     'voc_to_box',
     'xml_text',
 ]
@@ -145,22 +143,6 @@ def attribute_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def attribute_value(text: str | None) -> Any:
-    """Inverse of :func:`attribute_text` for any tool's text: ``true``/``false`` (any case),
-    numbers and JSON become values; every other text is kept as a string."""
-    if text is None:
-        return ''
-    low = text.strip().lower()
-    if low in ('true', 'false'):
-        return low == 'true'
-    if low and (low[0] in '-0123456789[{"' or low == 'null'):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return text
-
-
 def annotation_to_voc(
     ann: dict[str, Any],
     *,
@@ -211,37 +193,6 @@ def annotation_to_voc(
 
 
 _FLAGS = {True: '1', False: '0'}
-
-
-def voc_to_annotation(
-    obj: dict[str, Any], *, ann_id: str, one_based: bool = False
-) -> dict[str, Any]:
-    """Inverse of :func:`annotation_to_voc` for a parsed object (a box annotation).
-
-    ``obj``: ``name``, ``bndbox`` (xmin..ymax text), optional ``pose``, ``truncated``,
-    ``difficult``, ``occluded`` texts and ``attributes`` ``[(name, text), ...]``.
-    """
-    b = obj['bndbox']
-    box = voc_to_box(
-        float(b['xmin']), float(b['ymin']), float(b['xmax']), float(b['ymax']), one_based
-    )
-    attrs: dict[str, Any] = {}
-    for key in ('difficult', 'truncated', 'occluded'):
-        if obj.get(key) is not None:
-            attrs[key] = str(obj[key]).strip() == '1'
-    pose = obj.get('pose')
-    if pose and pose != 'Unspecified':
-        attrs['pose'] = pose
-    for name, text in obj.get('attributes') or ():
-        attrs[name] = attribute_value(text)
-    return {
-        'id': ann_id,
-        'category': obj['name'],
-        'tool': 'bounding_box',
-        'bbox': box,
-        'area': box[2] * box[3],
-        'attributes': attrs,
-    }
 
 
 # --- the class list ---------------------------------------------------------------------------

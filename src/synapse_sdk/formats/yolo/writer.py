@@ -67,6 +67,21 @@ class YoloWriter(FormatWriter):
     name = 'yolo'
     Options = YoloOptions
 
+    @classmethod
+    def check_export(cls, options: dict[str, Any], save_original: bool) -> None:
+        if options.get('task') == 'classify' and not save_original:
+            raise ParamsError(
+                'yolo classify needs the original images',
+                [
+                    (
+                        'save_original_file',
+                        "task=classify stores each image's label as the class folder the "
+                        'image is copied into: without the originals (--no-originals) every '
+                        'label would be lost; save the originals, or use another task',
+                    )
+                ],
+            )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.task: str = self.options['task']

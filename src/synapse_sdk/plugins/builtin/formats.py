@@ -215,7 +215,10 @@ class FormatExporter(BaseExporter):
                 [('filter', 'must name a project (or ground-truth version) with classes')],
             )
         options = dict(params.get('extra_params') or {})
-        get_writer(cls.format_name).validate_options(options)
+        writer = get_writer(cls.format_name)
+        writer.check_export(
+            writer.validate_options(options), params.get('save_original_file', True)
+        )
         seed = options.get('seed', 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ParamsError('Invalid extra_params', [('extra_params.seed', 'must be an integer')])

@@ -1,7 +1,10 @@
-"""Where actions run.
+"""Executors: where an action runs (this process, worker processes, Ray) and how a sharded
+export's tasks are scheduled, retried and reported as one run.
 
-``local`` (the only mode today) runs an action in this process through
-:meth:`synapse_sdk.plugins.action.BaseAction.dispatch`; ``synapse plugin run --mode local`` is
-that. Distributed execution (Ray) is not built yet: ``--mode`` refuses anything else with a
-clear message rather than silently running locally.
+``run_action(action_cls, params, ctx, Execution(mode=..., workers=...))`` is the entry point
+(the CLI's ``--mode``, ``--workers``, ``--ray-address``, ``--resume``); see :mod:`.run`.
 """
+
+from synapse_sdk.plugins.executors.run import MODES, Execution, make_backend, run_action
+
+__all__ = ['MODES', 'Execution', 'make_backend', 'run_action']

@@ -88,8 +88,14 @@ class InitializeStep(_ActionStep):
         self.action.entrypoint.check_params(params, state.project)
         # Samples and splits of the whole selection; refuses an empty one (selection.py).
         state.handler.plan(client, state.filters, params, state.project)
-        state.staging = state.location.staging_dir(params.get('path') or '', params['name'])
+        state.staging = self.create_staging(state, params)
         return StepResult(rollback_data={'staging': str(state.staging)})
+
+    def create_staging(self, state: ExportState, params: dict[str, Any]) -> Path:
+        """The staging directory the export is written into (a resumed run adopts the one
+        its interrupted run left, see ``shards.py``)."""
+        assert state.location is not None
+        return state.location.staging_dir(params.get('path') or '', params['name'])
 
     @staticmethod
     def _filters(handler: ExportTargetHandler, value: Any, client: Any) -> dict[str, Any]:

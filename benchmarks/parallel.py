@@ -1,0 +1,219 @@
+"""Speed-up of sharded exports (``make bench``): one process vs ``--workers 2`` vs ``--mode ray
+--workers 2`` on the same seeded store, and where the time goes.
+
+The parent seeds one synthetic project (``run.py``'s seeding: N tasks, ~4 annotations each, no
+image files, so ``save_original_file`` is off) and runs every measurement in a fresh process,
+alternating the modes each round (median of ``--repeat``):
+
+- ``one process``: ``ExportAction.dispatch``, what ``synapse export`` runs by default;
+- ``workers 2``: ``run_action(..., Execution(workers=2))``, two worker processes;
+- ``ray 2``: ``Execution(mode='ray', workers=2)`` on a local Ray started by the run
+  (its start-up is timed apart and included in the total).
+
+Reported per run: wall seconds (imports excluded, worker start-up included), the speed-up over
+one process, the CPU seconds of the driver and of the worker processes (a shared machine shows
+here: CPU seconds do not change with the load, wall seconds do), and the driver's phases from
+the run's own timing line (planning before the shards, the shards, the merge after the last
+shard, reports). The load average before and after is printed: the target (at least 1.6x on
+2 cores) assumes the cores are ours.
+
+    .venv/bin/python benchmarks/parallel.py                        # 100,000 tasks, coco + yolo
+    .venv/bin/python benchmarks/parallel.py --size 20000 --formats coco --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'src'))
+
+MODES = ('one process', 'workers 2', 'ray 2')
+SPLIT = 'train=0.8,val=0.2'
+PHASES = re.compile(
+    r'shards (?P<shards>[\d.]+) s, then merging the parts (?P<merge>[\d.]+) s, '
+    r'extra files and reports (?P<reports>[\d.]+) s'
+)
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measured export in this fresh process; prints a JSON line."""
+    os.environ['SYNAPSE_HOME'] = args.home
+    os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')  # Ray on loopback only
+    from synapse_sdk.clients.local import LocalClient
+    from synapse_sdk.loggers import NullLogger
+    from synapse_sdk.plugins.builtin import formats
+    from synapse_sdk.plugins.context import RuntimeContext
+    from synapse_sdk.plugins.executors import Execution, run_action
+
+    class Lines(NullLogger):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def log_message(self, message: str, level: str = 'info') -> None:
+            self.lines.append(message)
+
+    fmt, mode = args.format, args.mode
+    action = getattr(formats, f'{fmt.capitalize()}ExportAction')
+    params = {
+        'name': args.name,
+        'storage': 1,
+        'path': 'bench',
+        'target': 'task',
+        'filter': {'project': 1},
+        'save_original_file': False,
+        'extra_params': {'split': SPLIT},
+    }
+    client = LocalClient(args.home)
+    logger = Lines()
+    ctx = RuntimeContext(logger=logger, client=client)
+    out: dict[str, Any] = {}
+    started = time.perf_counter()
+    if mode == 'one process':
+        result = action.dispatch(params, ctx)
+    elif mode == 'workers 2':
+        execution = Execution(workers=2)
+        result = run_action(action, params, ctx, execution, plugin=fmt, action='export')
+    else:
+        from synapse_sdk.plugins.executors.ray_backend import RayBackend
+
+        backend = RayBackend(2)
+        out['startup'] = time.perf_counter() - started
+        try:
+            execution = Execution(mode='ray', workers=2)
+            result = run_action(
+                action, params, ctx, execution, plugin=fmt, action='export', backend=backend
+            )
+        finally:
+            backend.close()
+    out['seconds'] = time.perf_counter() - started
+    out['items'] = result['exported_count']
+    out['driver_cpu'] = _cpu(resource.RUSAGE_SELF)
+    out['workers_cpu'] = _cpu(resource.RUSAGE_CHILDREN) if mode == 'workers 2' else None
+    for line in logger.lines:
+        found = PHASES.search(line)
+        if found:
+            out['phases'] = {k: float(v) for k, v in found.groupdict().items()}
+    client.close()
+    shutil.rmtree(result['output_path'], ignore_errors=True)
+    print(json.dumps(out))
+
+
+def _run(cmd: list[str], what: str) -> dict[str, Any]:
+    if hasattr(os, 'sync'):
+        os.sync()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f'{what} failed:\n{proc.stderr[-3000:]}')
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _load() -> str:
+    try:
+        return ' '.join(f'{x:.2f}' for x in os.getloadavg())
+    except OSError:
+        return '?'
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size', type=int, default=100_000, help='tasks (default 100000)')
+    parser.add_argument('--formats', default='coco,yolo', help='default coco,yolo')
+    parser.add_argument('--repeat', type=int, default=1, help='runs per mode (median)')
+    parser.add_argument('--output', default=str(ROOT / '.bench' / 'parallel.json'))
+    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    for flag in ('--home', '--format', '--mode', '--name'):
+        parser.add_argument(flag, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return
+    formats = [f.strip() for f in args.formats.split(',') if f.strip()]
+    tmp = Path(tempfile.mkdtemp(prefix='synapse-bench-par-'))
+    results: dict[str, Any] = {'size': args.size, 'cpus': os.cpu_count(), 'runs': {}}
+    try:
+        home = tmp / 'home'
+        seeded = _run(
+            [sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--child', '--home', str(home),
+             '--seed-tasks', str(args.size)],
+            'seeding',
+        )  # fmt: skip
+        print(f'seeded {args.size} tasks in {seeded["seconds"]:.1f}s', file=sys.stderr)
+        results['load_before'] = _load()
+        for fmt in formats:
+            rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+            for round_ in range(args.repeat):
+                for mode in MODES:
+                    row = _run(
+                        [sys.executable, __file__, '--child', '--home', str(home), '--format',
+                         fmt, '--mode', mode, '--name', f'{fmt}-{mode}-{round_}'.replace(' ', '')],
+                        f'{fmt} {mode}',
+                    )  # fmt: skip
+                    if row['items'] != args.size:
+                        raise SystemExit(f'{fmt} {mode}: exported {row["items"]} of {args.size}')
+                    rows[mode].append(row)
+                    print(f'  {fmt:<5} {mode:<12} {row["seconds"]:7.2f}s', file=sys.stderr)
+            results['runs'][fmt] = {
+                mode: {**runs[len(runs) // 2], 'seconds': statistics.median(
+                    r['seconds'] for r in runs), 'all_seconds': [r['seconds'] for r in runs]}
+                for mode, runs in rows.items()
+            }  # fmt: skip
+        results['load_after'] = _load()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2))
+    print(report(results))
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        f'Sharded export speed-up, {results["size"]} tasks, {results["cpus"]} CPUs; load average '
+        f'{results.get("load_before")} before, {results.get("load_after")} after',
+        '',
+        f'{"format":<7}{"mode":<13}{"seconds":>8}{"speed-up":>9}{"driver CPU":>11}'
+        f'{"workers CPU":>12}   where the time goes',
+    ]
+    lines.append('-' * 100)
+    for fmt, runs in results['runs'].items():
+        base = runs['one process']['seconds']
+        for mode, row in runs.items():
+            phases = row.get('phases') or {}
+            where = ''
+            if phases:
+                before = row['seconds'] - sum(phases.values()) - row.get('startup', 0)
+                where = (
+                    f'plan {before:.1f}s, shards {phases["shards"]:.1f}s, merge after the last '
+                    f'{phases["merge"]:.2f}s, reports {phases["reports"]:.2f}s'
+                )
+                if 'startup' in row:
+                    where = f'ray start {row["startup"]:.1f}s, {where}'
+            workers = row.get('workers_cpu')
+            lines.append(
+                f'{fmt:<7}{mode:<13}{row["seconds"]:>8.2f}{base / row["seconds"]:>8.2f}x'
+                f'{row["driver_cpu"]:>10.1f}s'
+                f'{(f"{workers:.1f}s" if workers is not None else "-"):>12}   {where}'
+            )
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,87 @@
+"""``kill -9`` in the middle of a sharded export, then ``--resume``: the finished shards are kept
+(their files checked against the journal), the rest run, and the tree is byte-identical to an
+uninterrupted export. No worker outlives its killed driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .helpers import seed_home
+from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
+
+EXPORT = ('export', 'dm', '--project', '1', '--name', 'crashed')  # dm: one file per item
+
+
+def workers_of(driver: int) -> list[int]:
+    """Worker processes started by ``driver`` (their command line names its pid)."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / 'cmdline').read_bytes().split(b'\0')
+        except OSError:
+            continue
+        if b'synapse_sdk.plugins.executors.worker' in args and str(driver).encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> None:
+    home = tmp_path / 'home'
+    seed_home(home)
+    final = home / 'storage' / 'exports' / 'crashed'
+    env = cli_env(home, SYNAPSE_SHARD_FAULT='4:1:hang')  # shard 4 of 6 never ends
+    proc = subprocess.Popen([SYNAPSE, *EXPORT, '--workers', '2'], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    journal = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
+        if found and len(list(found[0].glob('shard-*.json'))) >= 5:
+            journal = found[0]
+            break
+        assert proc.poll() is None, 'the export ended before it could be killed'
+        time.sleep(0.1)
+    assert journal is not None, 'five shards did not finish in time'
+    workers = workers_of(proc.pid)
+    assert len(workers) == 2
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while workers_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers_of(proc.pid) == []
+    assert not final.exists()
+
+    # A file of a finished shard damaged after the crash is found out: the shard is redone.
+    record = orjson.loads((journal / 'shard-0001.json').read_bytes())
+    rel = next(f for f in record['files'] if f.startswith('json/'))
+    staging = journal.parent.parent
+    damaged = staging / rel if (staging / rel).exists() else journal.parent / 'parts/0001' / rel
+    damaged.write_bytes(b'{"tampered": true}\n')
+
+    resumed = run_cli(*EXPORT, '--workers', '2', '--resume', env=cli_env(home))
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'Resuming: 4 of 6 shard(s) already done' in resumed.stderr
+    reference = run_cli(*EXPORT[:5], 'reference', *EXPORT[6:], env=cli_env(home))
+    assert reference.returncode == 0, reference.stderr
+    assert_same_tree(final.with_name('reference'), final)
+    assert not any(p.name.startswith('.synapse') for p in final.parent.iterdir())
+
+
+def test_resume_with_nothing_to_resume_exports_from_the_start(tmp_path: Path) -> None:
+    home = tmp_path / 'home'
+    seed_home(home)
+    done = run_cli(*EXPORT, '--resume', env=cli_env(home))
+    assert done.returncode == 0, done.stderr
+    assert 'Nothing to resume' in done.stderr
+    assert (home / 'storage' / 'exports' / 'crashed' / 'export_report.json').is_file()

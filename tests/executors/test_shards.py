@@ -1,0 +1,177 @@
+"""The pieces of a sharded export: cutting the plan, naming across shards (also when a record
+takes no name), merging parts, and which actions shard at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import orjson
+import pytest
+
+from synapse_sdk.clients import LocalClient
+from synapse_sdk.errors import ExportError, ParamsError
+from synapse_sdk.loggers import MemoryLogger
+from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
+from synapse_sdk.plugins.actions.export.merge import (
+    CocoMerger,
+    MergeContext,
+    MergeError,
+    Part,
+    move_tree,
+)
+from synapse_sdk.plugins.actions.export.shards import (
+    Shard,
+    StemSequence,
+    cut_shards,
+    exporter_not_shardable,
+    not_shardable,
+    shard_size,
+)
+from synapse_sdk.plugins.builtin.formats import CocoExportAction, CocoExporter
+from synapse_sdk.plugins.context import RuntimeContext
+from synapse_sdk.plugins.executors import Execution, run_action
+from synapse_sdk.server.store import Store
+
+from .helpers import assert_same_export, sharded, single
+
+
+def test_shards_are_contiguous_key_ranges_covering_every_sample():
+    keys = np.array([3, 4, 9, 10, 11, 40, 41], dtype=np.int64)
+    shards = cut_shards(keys, 3)
+    assert shards == [Shard(0, 0, 3, 3, 9), Shard(1, 3, 6, 10, 40), Shard(2, 6, 7, 41, 41)]
+    assert sum(s.expected for s in shards) == len(keys)
+    assert shards[1].describe() == 'shard 1 (ids 10..40, 3 items)'
+
+
+@pytest.mark.parametrize(
+    ('count', 'workers', 'size', 'expected'),
+    [(100, 2, None, 100), (100_000, 2, None, 12_500), (100_000, 8, None, 3_125),
+     (5_000, 2, None, 1_000), (50, 2, 7, 7)],
+)  # fmt: skip
+def test_shard_size(count, workers, size, expected):
+    assert shard_size(count, workers, size) == expected
+
+
+def test_stem_sequence_passes_over_records_that_never_became_items():
+    entries = [(1, 10, 'a', '.jpg', False), (2, 20, 'b', '.jpg', False),
+               (3, 20, 'b_1', '.jpg', True), (4, 40, 'c', '.png', False)]  # fmt: skip
+    stems = StemSequence(entries)
+    assert stems[10] == ('a', '.jpg', False)
+    assert stems[20] == ('b', '.jpg', False)  # a repeated item id: taken in order
+    assert stems[40] == ('c', '.png', False)  # key 3 never came (unreadable)
+    with pytest.raises(KeyError):
+        stems[99]
+    assert stems.skipped() == [3]
+
+
+def test_a_record_that_takes_no_name_is_named_as_one_process_names_it(tmp_path):
+    """A record whose media kind the plugin does not take (a point cloud) fails alone and,
+    in one process, takes no name: the later ``x.jpg`` keeps ``x.jpg``. The shards first name
+    it ``x_1.jpg``, hear that the point cloud took no name, and the shard is run again."""
+    home = tmp_path / 'home'
+    from synapse_sdk.server.demo import create_demo
+
+    create_demo(home, seed=1, images=12)
+    with Store(home) as store, store.transaction() as conn:
+        project = 1
+        for key, name in (('pcd_1', 'x.jpg'), ('image_1', 'x.jpg')):
+            files = {key: {'path': None, 'file_name_original': name, 'is_primary': True}}
+            unit = store.add_data_unit(project, name, 64, 48, files, conn)
+            store.insert('tasks', {'project': project, 'data_unit': unit, 'status': 'completed',
+                                   'tags': [], 'data': {'annotations': []}}, conn)  # fmt: skip
+    client = LocalClient(home)
+    params = {'name': 'renamed', 'storage': 1, 'target': 'task', 'filter': {'project': 1},
+              'save_original_file': False}  # fmt: skip
+    expected = single(client, 'coco', params)
+    logger = MemoryLogger()
+    got = sharded(client, 'coco', params, Execution(shard_size=3, resume=True), logger=logger)
+    assert_same_export(expected, got)
+    images = orjson.loads((got[2] / 'annotations' / 'instances_train.json').read_bytes())
+    assert [i['file_name'] for i in images['images']][-1] == 'x.jpg'
+    assert got[0]['failed_count'] == 1
+    messages = [m['message'] for m in logger.of_type('message')]
+    assert any('take no file name' in m and 'run again' in m for m in messages), messages
+    client.close()
+
+
+def test_parts_writing_one_path_with_different_bytes_do_not_merge(tmp_path):
+    a, b, root = tmp_path / 'a', tmp_path / 'b', tmp_path / 'root'
+    for part, text in ((a, 'one'), (b, 'two')):
+        (part / 'z_labels').mkdir(parents=True)
+        (part / 'z_labels' / 'same.txt').write_text(text)
+        (part / 'shared.txt').write_text('alike')
+    move_tree(a, root)
+    assert not (a / 'z_labels').exists()  # a directory the root lacked moves over whole
+    with pytest.raises(MergeError, match=r'z_labels/same\.txt'):
+        move_tree(b, root)
+    assert (root / 'shared.txt').read_text() == 'alike'
+    assert not (b / 'shared.txt').exists()  # the same bytes: kept once
+
+
+def test_coco_parts_giving_one_image_id_twice_do_not_merge(tmp_path):
+    header = b'{"info":{},\n"licenses":[],\n"categories":[],\n"images":['
+    for n in (0, 1):
+        ann = tmp_path / f'p{n}' / 'annotations'
+        ann.mkdir(parents=True)
+        (ann / 'instances_train.json').write_bytes(
+            header + b'\n{"id":5}\n],\n"annotations":[\n{"id":1,"image_id":5}\n]}\n'
+        )
+    parts = [Part(n, tmp_path / f'p{n}', {'annotation_ids': 1}) for n in (0, 1)]
+    with pytest.raises(MergeError, match='image id 5'):
+        CocoMerger().merge(tmp_path / 'root', parts, MergeContext())
+
+
+class OwnSource(ExportAction):
+    def get_filtered_results(self, filters: dict[str, Any]) -> tuple[Any, int]:
+        return [], 0
+
+
+class Stateful(BaseExporter):
+    shardable: ClassVar[bool] = False
+
+
+def test_which_actions_and_exporters_shard():
+    assert not_shardable(CocoExportAction) is None
+    assert exporter_not_shardable(CocoExporter) is None
+    assert exporter_not_shardable(BaseExporter) is None
+    assert 'overrides get_filtered_results' in str(not_shardable(OwnSource))
+    assert 'shardable = False' in str(exporter_not_shardable(Stateful))
+
+
+def test_execution_options_are_checked():
+    with pytest.raises(ParamsError, match='--workers'):
+        Execution(workers=0)
+    with pytest.raises(ParamsError, match='allowed: local, ray, job'):
+        Execution(mode='cluster')
+    with pytest.raises(ParamsError, match='--ray-address'):
+        Execution(ray_address='127.0.0.1:6379')
+
+
+def test_a_client_workers_cannot_rebuild_is_refused(synapse_home: Path):
+    class Custom:
+        pass
+
+    with pytest.raises(ParamsError, match='cannot be rebuilt in a worker'):
+        run_action(CocoExportAction, {'name': 'x', 'storage': 1, 'target': 'task',
+                                      'filter': {'project': 1}},
+                   RuntimeContext(MemoryLogger(), Custom()), Execution(workers=2))  # fmt: skip
+
+
+def test_a_worker_that_cannot_see_the_staging_directory_says_so(tmp_path):
+    """A Ray node on another machine without the storage mounted: the shard fails at once,
+    naming the directory, instead of writing somewhere no one merges from."""
+    from synapse_sdk.plugins.actions.export.selection import SelectionPlan
+    from synapse_sdk.plugins.actions.export.shards import PlanSlice, ShardPayload, run_shard
+    from synapse_sdk.plugins.executors.tasks import ActionRef, ClientSpec
+
+    plan = SelectionPlan('id', np.array([1, 2], dtype=np.int64), None, (), 2, 2, 'latest')
+    shard = Shard(0, 0, 2, 1, 2)
+    payload = ShardPayload(
+        action=ActionRef.of(CocoExportAction), params={}, client=ClientSpec('local'), env={},
+        staging=str(tmp_path / 'not-here'), shard=shard, filters={}, project=None, count=2,
+        plan=PlanSlice.of(plan, shard), stems=[],
+    )  # fmt: skip
+    with pytest.raises(ExportError, match='not visible to this worker'):
+        run_shard(payload, lambda batch: None)

@@ -1,0 +1,113 @@
+"""``--workers N``: every built-in format and target, sharded over worker processes, writes
+the single-process tree byte for byte (several shards, names repeated across shards, splits)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from synapse_sdk.clients import LocalClient
+from synapse_sdk.loggers import MemoryLogger
+from synapse_sdk.plugins.executors import Execution
+from synapse_sdk.plugins.executors.backends import ProcessBackend
+from synapse_sdk.plugins.executors.run import PRELOAD
+from synapse_sdk.testing import read_tree_digest
+
+from .helpers import (
+    FORMATS,
+    SHARD_SIZE,
+    TARGETS,
+    WHOLE,
+    assert_same_export,
+    params_for,
+    seed_home,
+    sharded,
+    single,
+)
+
+
+@pytest.fixture(scope='module')
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp('workers') / 'home'
+    seed_home(home)
+    return home
+
+
+@pytest.fixture(scope='module')
+def client(home: Path) -> Iterator[LocalClient]:
+    client = LocalClient(home)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope='module')
+def backend() -> Iterator[ProcessBackend]:
+    """Two worker processes shared by the module's runs (each run would start its own)."""
+    with ProcessBackend(2, preload=PRELOAD) as backend:
+        yield backend
+
+
+@pytest.mark.parametrize('target', TARGETS)
+@pytest.mark.parametrize('fmt', FORMATS)
+def test_two_workers_write_the_single_process_tree(client, backend, fmt, target):
+    params = params_for(fmt, target, f'{fmt}-{target}')
+    expected = single(client, fmt, params)
+    logger = MemoryLogger()
+    execution = Execution(workers=2, shard_size=SHARD_SIZE)
+    got = sharded(client, fmt, params, execution, backend, logger)
+    assert_same_export(expected, got)
+    # It really ran in shards: several parts, names repeated across them, every split used.
+    assert got[0]['total_count'] > 3 * SHARD_SIZE
+    report = orjson.loads((got[2] / 'export_report.json').read_bytes())
+    assert report['renamed_files'], 'the data has duplicate names across shards'
+    assert len(report['per_split']) >= 2 or fmt == 'dm'  # dm has no splits
+    messages = ' '.join(m['message'] for m in logger.of_type('message'))
+    if fmt in WHOLE:
+        assert f'Running as one task (the {fmt} writer has no part merger)' in messages
+    else:
+        assert re.search(r'\b[4-9] shard\(s\) on 2 processes worker\(s\)', messages), messages
+    progress = [r for r in logger.of_type('progress') if r['category'] == 'dataset_conversion']
+    assert progress[-1]['current'] == progress[-1]['total'] == got[0]['total_count']
+    assert all(a['current'] <= b['current'] for a, b in itertools.pairwise(progress))
+
+
+def test_the_staging_leaves_nothing_of_the_shards_behind(client, backend):
+    params = params_for('coco', 'task', 'clean')
+    _, digest, out = sharded(client, 'coco', params, Execution(workers=2, shard_size=5), backend)
+    assert not any('.synapse' in path for path in digest)
+    leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith('.synapse')]
+    assert leftovers == []
+
+
+def test_a_template_plugin_shards_on_the_command_line(tmp_path):
+    """``synapse plugin run --workers 2`` with a scaffolded template plugin (a BaseExporter:
+    convert_data, additional_file_saving) writes what one process writes."""
+    from synapse_sdk.plugins.templates import scaffold
+
+    from .test_failures import cli_env, run_cli
+
+    home = tmp_path / 'home'
+    seed_home(home)
+    plugin = scaffold('sharded', 'export', tmp_path)
+    env = cli_env(home)
+    params = params_for('dm', 'assignment', 'tpl')
+    out = home / 'storage' / 'exports'
+    runs = {}
+    for run, extra in (('one', []), ('two', ['--workers', '2'])):
+        args = ['plugin', 'run', 'export', '--plugin', str(plugin), '--params',
+                orjson.dumps(params).decode(), *extra]  # fmt: skip
+        done = run_cli(*args, env=env)
+        assert done.returncode == 0, done.stderr
+        runs[run] = orjson.loads(done.stdout)
+        (out / 'tpl').rename(out / f'tpl-{run}')  # the same name for both runs
+    assert {k: v for k, v in runs['one'].items() if k != 'output_path'} == {
+        k: v for k, v in runs['two'].items() if k != 'output_path'
+    }
+    assert read_tree_digest(out / 'tpl-one') == read_tree_digest(out / 'tpl-two')
+    assert (out / 'tpl-two' / 'metadata.json').is_file()  # additional_file_saving ran once
+    assert len(list((out / 'tpl-two' / 'json').iterdir())) == runs['two']['exported_count']
