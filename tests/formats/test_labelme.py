@@ -263,3 +263,28 @@ def test_export_import_export_is_byte_identical(tmp_path: Path, options: dict[st
     assert cmap.to_configuration() == class_map().to_configuration()
     export('labelme', tmp_path / 'b', items_from(ds), options, cmap=cmap)
     assert tree(tmp_path / 'a') == tree(tmp_path / 'b')
+
+
+def test_a_dataset_is_its_folder_and_split_folders_not_the_whole_tree(tmp_path: Path) -> None:
+    """LabelMe files are ``DIR/*.json`` and ``DIR/<split>/*.json``: every JSON file anywhere
+    below DIR was read (``rglob``), merging other datasets kept in subfolders."""
+    for rel in ('top.json', 'train/a.json', 'copy/train/b.json', 'train/deep/c.json'):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(_labelme_file(f'{Path(rel).stem}.png', []), 'utf-8')
+    (tmp_path / 'copy' / 'project.json').write_text('{}', 'utf-8')  # a dataset of its own
+    ds = read_dataset(tmp_path)
+    assert [(i.file_name, i.split) for i in ds.images] == [('top.png', None), ('a.png', 'train')]
+    skipped = ds.report.as_dict()['skipped']
+    assert skipped['folder: nested dataset copy, not read (import it on its own)'] == 1
+    assert skipped['folder: nested dataset train/deep, not read (import it on its own)'] == 1
+
+
+def test_a_folder_of_nested_datasets_only_is_refused_naming_them(tmp_path: Path) -> None:
+    (tmp_path / 'a' / 'deep').mkdir(parents=True)
+    (tmp_path / 'a' / 'deep' / 'x.json').write_text(_labelme_file('x.png', []), 'utf-8')
+    with pytest.raises(ParamsError) as info:
+        read_dataset(tmp_path)
+    assert info.value.errors == [
+        (str(tmp_path), f'no LabelMe JSON files (expected {tmp_path}/*.json or '
+                        f'{tmp_path}/<split>/*.json); nested datasets not read: a/deep')
+    ]  # fmt: skip
