@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from synapse_sdk.server.store import Store
+
 from .helpers import synapse
+from .test_storage import invoke
 
 
 def _labelme(path: Path, image: str) -> None:
@@ -59,3 +63,32 @@ def test_import_of_a_folder_holding_datasets_refuses_naming_them(
     one = synapse('data', 'import', fmt, str(root / 'exp1'), home=tmp_path / 'home')
     assert one.returncode == 0, one.stderr
     assert orjson.loads(one.stdout)['read']['images'] == 1
+
+
+def test_clean_of_a_storage_rooted_at_slash_lists_two_folders_and_warns(
+    synapse_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``synapse storage clean`` walked every directory under the storage root; on a storage
+    rooted at ``/`` that is the whole file system (160,000 directories here). It now lists
+    the folders where exports put their staging directories (the root and the default export
+    folder), nothing below them, and warns that the storage is the whole file system."""
+    with Store(synapse_home) as store:
+        rootfs = store.add_storage('rootfs', 'file_system', {'location': '/'})
+    import synapse_sdk.storage.staging as staging
+
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path):  # the one call that lists a folder in the clean path
+        listed.append(str(path))
+        assert len(listed) < 20, f'clean is walking the file system: {listed[-5:]}'
+        return real_scandir(path)
+
+    monkeypatch.setattr(staging.os, 'scandir', counting_scandir)
+    done = invoke('storage', 'clean', '--storage', str(rootfs['id']), '--dry-run')
+    assert done.exit_code == 0, done.stderr
+    assert listed == ['/']  # /exports does not exist here
+    assert 'Warning: storage' in done.stderr and 'is rooted at /, the whole file system' in (
+        done.stderr
+    )
+    assert orjson.loads(done.stdout)['removed'] == []
