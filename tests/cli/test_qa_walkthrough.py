@@ -92,3 +92,45 @@ def test_clean_of_a_storage_rooted_at_slash_lists_two_folders_and_warns(
         done.stderr
     )
     assert orjson.loads(done.stdout)['removed'] == []
+
+
+def test_a_colon_in_a_file_name_is_kept_on_import_and_export(tmp_path: Path) -> None:
+    """``a:b.jpg`` (a legal Linux name) was refused on import as an "absolute path" ("a:" read
+    as a Windows drive) and written as ``b.jpg`` on export. A real drive path is still
+    refused."""
+    from PIL import Image
+
+    (tmp_path / 'images').mkdir()
+    for name in ('a:b.jpg', '12:30.jpg'):
+        Image.new('RGB', (8, 8)).save(tmp_path / 'images' / name, format='JPEG')
+    names = ['a:b.jpg', '12:30.jpg', 'C:\\images\\a:b.jpg']
+    data = {
+        'images': [{'id': i, 'file_name': n, 'width': 8, 'height': 8}
+                   for i, n in enumerate(names, 1)],
+        'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1, 'bbox': [1, 1, 2, 2],
+                         'area': 4, 'iscrowd': 0}],
+        'categories': [{'id': 1, 'name': 'x'}],
+    }  # fmt: skip
+    (tmp_path / 'ann.json').write_bytes(orjson.dumps(data))
+    home = tmp_path / 'home'
+    done = synapse(
+        'data', 'import', 'coco', str(tmp_path / 'ann.json'), '--images',
+        str(tmp_path / 'images'), home=home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result['read']['image files'] == 2
+    assert result['skipped'] == {'image file: absolute path': 1}  # the drive path only
+    for fmt in ('coco', 'voc'):
+        out = tmp_path / f'out-{fmt}'
+        exported = synapse(
+            'export', fmt, '--target', 'task', '--project', '1', '--output', str(out), home=home
+        )
+        assert exported.returncode == 0, exported.stderr
+        written = {p.name for p in out.rglob('*') if p.is_file()}
+        assert {'a:b.jpg', '12:30.jpg'} <= written, (fmt, sorted(written))
+        assert 'b.jpg' not in written
+    (ann,) = (tmp_path / 'out-coco' / 'annotations').glob('instances_*.json')
+    assert {'12:30.jpg', 'a:b.jpg'} <= {
+        i['file_name'] for i in orjson.loads(ann.read_bytes())['images']
+    }

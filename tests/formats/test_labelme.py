@@ -288,3 +288,25 @@ def test_a_folder_of_nested_datasets_only_is_refused_naming_them(tmp_path: Path)
         (str(tmp_path), f'no LabelMe JSON files (expected {tmp_path}/*.json or '
                         f'{tmp_path}/<split>/*.json); nested datasets not read: a/deep')
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ('image_path', 'reason'),
+    [('/etc/passwd', 'absolute path'), ('C:\\x.png', 'absolute path'),
+     ('c:/x.png', 'absolute path'), ('a:b.png', None)],
+)  # fmt: skip
+def test_image_paths_in_a_split_folder_are_checked_before_joining(
+    tmp_path: Path, image_path: str, reason: str | None
+) -> None:
+    """An absolute ``imagePath`` in ``train/x.json`` was joined to ``train/`` first and then
+    reported as "file not found"; ``a:b.png`` is a plain name beside the JSON file."""
+    save_image(tmp_path / 'train' / 'a:b.png', 12, 10)
+    (tmp_path / 'train' / 'x.json').write_text(_labelme_file(image_path, []), 'utf-8')
+    ds = read_dataset(tmp_path)
+    (image,) = ds.images
+    if reason is None:
+        assert image.path == (tmp_path / 'train' / 'a:b.png').resolve()
+        assert image.file_name == 'a:b.png' and ds.report.as_dict()['skipped'] == {}
+    else:
+        assert image.path is None
+        assert ds.report.as_dict()['skipped'] == {f'image file: {reason}': 1}

@@ -29,6 +29,9 @@ SPLIT_ALIASES = {
 }
 
 _POSIX = os.name == 'posix'
+#: A Windows drive path: one letter, a colon, a separator (``C:\x``, ``c:/x``). On POSIX a
+#: colon is an ordinary character, so ``a:b.jpg`` (or ``C:x.jpg``) is a plain relative name.
+_DRIVE = re.compile(r'[A-Za-z]:[/\\]')
 
 #: What a refused path is reported as (``image file: <reason>``).
 OUTSIDE = 'path outside the images folder'
@@ -91,13 +94,26 @@ def find_image(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def is_absolute_name(name: str) -> bool:
+    """Whether a path a dataset gives is absolute: a leading ``/`` or ``\\`` (UNC names too)
+    or a drive (``C:\\x``, ``c:/x``; on Windows ``C:x`` too). On POSIX ``a:b.jpg`` is not."""
+    if name[:1] in ('/', '\\'):
+        return True
+    if name[1:2] != ':':
+        return False
+    if _POSIX:
+        return _DRIVE.match(name) is not None
+    return bool(PureWindowsPath(name).drive)
+
+
 def resolve_inside(
     base: Path, name: str, root: Path | None = None
 ) -> tuple[Path | None, str | None]:
     """Resolve ``name`` (a path a dataset file gives) against the folder ``base``.
 
     Returns ``(path, None)`` for a regular file inside ``base`` (symlinks followed, the result
-    still inside), else ``(None, reason)``: :data:`ABSOLUTE`, :data:`OUTSIDE` (``..`` or a
+    still inside), else ``(None, reason)``: :data:`ABSOLUTE` (a leading separator or a drive,
+    ``C:\\x``; ``a:b.jpg`` is a name on POSIX), :data:`OUTSIDE` (``..`` or a
     symlink leading out), :data:`INVALID` (no file system takes a NUL byte) or
     :data:`NOT_FOUND`. The returned path is the resolved one, so the
     file copied is the file checked. ``root`` is ``base.resolve()`` when the caller has it
@@ -109,10 +125,9 @@ def resolve_inside(
     """
     if '\x00' in name:
         return None, INVALID
-    text = name.replace('\\', '/')
-    # absolute: a leading separator (UNC names too), or a drive letter ("C:")
-    if text.startswith('/') or (name[1:2] == ':' and PureWindowsPath(name).drive):
+    if is_absolute_name(name):
         return None, ABSOLUTE
+    text = name.replace('\\', '/')
     if root is None:
         root = base.resolve()
     root_text = str(root)

@@ -31,10 +31,12 @@ from typing import Any
 import orjson
 
 from synapse_sdk.formats._reader import (
+    ABSOLUTE,
     NOT_FOUND,
     LazyImages,
     canonical_split,
     input_error,
+    is_absolute_name,
     load_project,
     resolve_inside,
 )
@@ -221,7 +223,9 @@ def _image_file(
         if found is not None:
             return found
     reason = NOT_FOUND
-    if image_path:
+    if is_absolute_name(image_path):  # before it is joined to the JSON file's folder
+        reason = ABSOLUTE
+    elif image_path:
         rel = json_path.parent.relative_to(root).as_posix()
         candidate = f'{rel}/{PureWindowsPath(image_path).as_posix()}' if rel != '.' else image_path
         found, reason_or_none = resolve_inside(root, candidate)
