@@ -134,3 +134,24 @@ def test_a_colon_in_a_file_name_is_kept_on_import_and_export(tmp_path: Path) -> 
     assert {'12:30.jpg', 'a:b.jpg'} <= {
         i['file_name'] for i in orjson.loads(ann.read_bytes())['images']
     }
+
+
+def test_yolo_refuses_a_split_ultralytics_cannot_load(synapse_home: Path) -> None:
+    """``synapse export yolo --split foo=1`` wrote data.yaml with ``foo:`` and neither
+    ``train`` nor ``val``, which Ultralytics refuses to load; it is refused with exit 2,
+    naming the split and the names YOLO takes, and nothing is written."""
+    done = synapse(
+        'export', 'yolo', '--target', 'task', '--project', '1', '--name', 'custom',
+        '--split', 'foo=1', home=synapse_home,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout
+    assert "--split: split 'foo' has no data.yaml key Ultralytics reads" in done.stderr
+    assert 'YOLO splits are train, val (or validation) and test' in done.stderr
+    assert not (synapse_home / 'storage' / 'exports' / 'custom').exists()
+    ok = synapse(
+        'export', 'yolo', '--target', 'task', '--project', '1', '--name', 'ok',
+        '--split', 'train=0.8,val=0.2', '--no-originals', home=synapse_home,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    data = (synapse_home / 'storage' / 'exports' / 'ok' / 'data.yaml').read_text()
+    assert 'train: images/train' in data and 'val: images/val' in data

@@ -13,8 +13,12 @@ failed item with that reason (Ultralytics has no folder for it).
 
 ``data.yaml``: ``path`` is ``.`` (the folder of the yaml; Ultralytics 8.3 and later resolve it
 so; ``-o path=/abs/dir`` writes another), splits are declared only when they have items (no
-``val:`` pointing at an empty folder). Ultralytics requires ``val``: when no item went to a
-``val`` / ``validation`` split it points at the train images. Pose datasets get ``flip_idx``
+``val:`` pointing at an empty folder). Ultralytics requires ``train`` and ``val``, so the
+splits are ``train``, ``val`` (or ``validation``) and ``test``, ``train`` among them; another
+name is refused before the export runs (a ``foo:`` key would be ignored by Ultralytics).
+When no item went to a ``val`` / ``validation`` split ``val`` points at the train images;
+when none went to ``train`` (split ``category``), ``train`` points at the val (else test)
+images, with a warning in the report. Pose datasets get ``flip_idx``
 (which keypoint each one becomes in a mirrored image) from the configuration's ``flip_idx``,
 else from ``left``/``right`` name pairs; it is left out (and reported) when the keypoint
 classes disagree. ``task`` and (pose) ``kpt_names`` are written too, so imports are exact.
@@ -39,9 +43,13 @@ from synapse_sdk.formats.base import (
     write_file,
 )
 from synapse_sdk.formats.names import safe_basename
+from synapse_sdk.formats.split import parse_split
 from synapse_sdk.formats.yolo.convert import YoloConverter, flip_index
 
-__all__ = ['YoloWriter', 'yaml_key']
+__all__ = ['YOLO_SPLITS', 'YoloWriter', 'yaml_key']
+
+#: The split names a YOLO export takes: those Ultralytics reads from data.yaml.
+YOLO_SPLITS = ('train', 'val', 'validation', 'test')
 
 
 def yaml_key(split: str) -> str:
@@ -69,6 +77,26 @@ class YoloWriter(FormatWriter):
 
     @classmethod
     def check_export(cls, options: dict[str, Any], save_original: bool) -> None:
+        names = parse_split(options.get('split')).names
+        unknown = [n for n in names if n not in YOLO_SPLITS]
+        if unknown or 'train' not in names:
+            problem = (
+                f'split {unknown[0]!r} has no data.yaml key Ultralytics reads'
+                if unknown
+                else 'no "train" split'
+            )
+            raise ParamsError(
+                'Invalid split for yolo',
+                [
+                    (
+                        'extra_params.split',
+                        f'{problem}; YOLO splits are train, val (or validation) and test, and '
+                        'train is required: Ultralytics needs "train" and "val" in data.yaml '
+                        '(val is the train images when no val split is given), e.g. '
+                        'train=0.8,val=0.2',
+                    )
+                ],
+            )
         if options.get('task') == 'classify' and not save_original:
             raise ParamsError(
                 'yolo classify needs the original images',
@@ -202,8 +230,14 @@ class YoloWriter(FormatWriter):
         classify = self.task == 'classify'
         splits = [s for s in self.split_spec.names if self._items.get(s)]
         splits += sorted(s for s in self._items if s not in splits)
-        for split in splits:
-            data[yaml_key(split)] = split if classify else f'images/{split}'
+        keys = {yaml_key(split): split if classify else f'images/{split}' for split in splits}
+        if keys and 'train' not in keys:  # e.g. split "category" with no train item
+            keys = {'train': keys.get('val') or next(iter(keys.values())), **keys}
+            self.report.extra.setdefault('warnings', []).append(
+                f'yolo: no item went to the train split; data.yaml "train" is {keys["train"]} '
+                '(Ultralytics needs a "train" key)'
+            )
+        data.update(keys)
         if 'val' not in data and 'train' in data:
             data['val'] = data['train']
         data['nc'] = len(self.class_map)
