@@ -155,3 +155,33 @@ def test_yolo_refuses_a_split_ultralytics_cannot_load(synapse_home: Path) -> Non
     assert ok.returncode == 0, ok.stderr
     data = (synapse_home / 'storage' / 'exports' / 'ok' / 'data.yaml').read_text()
     assert 'train: images/train' in data and 'val: images/val' in data
+
+
+def test_yolo_classify_on_the_demo_takes_the_weather_classification(
+    synapse_home: Path, tmp_path: Path
+) -> None:
+    """``-o task=classify`` on the demo failed every item: the demo's image class is its
+    ``weather`` classification, not a classification class. The project's only
+    classification is now the class; the images that truly have none fail, each named with
+    what is missing; the import reads back the labels and the classification."""
+    done = synapse(
+        'export', 'yolo', '--target', 'task', '--project', '1', '--name', 'cls',
+        '-o', 'task=classify', home=synapse_home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = synapse_home / 'storage' / 'exports' / 'cls'
+    folders = {p.name for p in (out / 'train').iterdir()}
+    assert folders and folders <= {'sunny', 'rain', 'night'}
+    exported = sum(1 for p in (out / 'train').rglob('*') if p.is_file())
+    result = orjson.loads(done.stdout)
+    assert result['exported_count'] == exported > 0
+    failed = orjson.loads((out / 'error_file_list.json').read_bytes())
+    assert failed and len(failed) + exported == 12
+    for row in failed:  # the demo's unannotated images carry no weather
+        assert "no 'weather' classification, which gives the image its class" in row['reason']
+        assert row['id'] and row['file']
+    assert 'failed: Item' in done.stderr and "no 'weather' classification" in done.stderr
+    imported = synapse('data', 'import', 'yolo', str(out), home=tmp_path / 'home')
+    assert imported.returncode == 0, imported.stderr
+    assert orjson.loads(imported.stdout)['read']['images'] == exported  # each image once
+    assert f'and {exported} image-level labels' in imported.stderr

@@ -159,6 +159,31 @@ def test_classify_yaml_names_come_back_exactly_from_their_folders(tmp_path: Path
     assert dataset.report.as_dict()['read']['classes not in the class list (added)'] == 1
 
 
+def test_classify_by_a_classification_reads_back_what_the_writer_wrote(tmp_path: Path) -> None:
+    """``-o classification=weather`` writes ``classification: weather`` and ``val: train`` (no
+    val split): each image comes back once (it was read twice, once per entry), with its
+    class as an image-level label and as its ``weather`` classification."""
+    (tmp_path / 'data.yaml').write_text(
+        'path: .\ntrain: train\nval: train\nnc: 3\nnames: {0: sunny, 1: rain, 2: night}\n'
+        'task: classify\nclassification: weather\n',
+        encoding='utf-8',
+    )
+    save_image(tmp_path / 'train' / 'rain' / 'a.jpg', 10, 8)
+    save_image(tmp_path / 'train' / 'sunny' / 'b.jpg', 10, 8)
+    dataset = read_dataset(tmp_path)
+    got = sorted(
+        (i.file_name, i.split, [a['category'] for a in i.annotations], i.classifications)
+        for i in dataset.images
+    )
+    assert got == [
+        ('a.jpg', 'train', ['rain'], {'weather': 'rain'}),
+        ('b.jpg', 'train', ['sunny'], {'weather': 'sunny'}),
+    ]
+    assert dataset.configuration['classifications'] == [
+        {'name': 'weather', 'values': ['sunny', 'rain', 'night']}
+    ]
+
+
 def test_object_layouts_are_not_read_as_classify(tmp_path: Path) -> None:
     """train/images + train/labels (Roboflow) is a detect dataset, not a class named images."""
     save_image(tmp_path / 'train' / 'images' / 'a.jpg', 20, 10)
