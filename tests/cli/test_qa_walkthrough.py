@@ -185,3 +185,27 @@ def test_yolo_classify_on_the_demo_takes_the_weather_classification(
     assert imported.returncode == 0, imported.stderr
     assert orjson.loads(imported.stdout)['read']['images'] == exported  # each image once
     assert f'and {exported} image-level labels' in imported.stderr
+
+
+@pytest.mark.parametrize(
+    ('given', 'expected'),
+    [
+        ('tags={"a": 1}', "Filter 'tags' expects a string or a list of strings, got an object"),
+        ('status={"a": 1}', "Filter 'status' expects a string or a list of strings, got an object"),
+        ('ids=[1.5]', "Filter 'ids' expects an integer or a list of integers, got a decimal"),
+        ('has_assignment=[true]', "Filter 'has_assignment' expects true or false, got a list"),
+    ],
+)
+def test_a_filter_value_of_the_wrong_type_is_a_usage_error(
+    synapse_home: Path, given: str, expected: str
+) -> None:
+    """``--filter tags={"a": 1}`` became the tag "{'a': 1}" and the export stopped on "no
+    task matches" (an empty selection); it is exit 2 naming the field, the type given and the
+    type allowed, before anything runs."""
+    done = synapse(
+        'export', 'coco', '--target', 'task', '--project', '1', '--name', 'f', '--filter',
+        given, home=synapse_home,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert 'no task matches' not in done.stderr
