@@ -209,3 +209,57 @@ def test_a_filter_value_of_the_wrong_type_is_a_usage_error(
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr
     assert 'no task matches' not in done.stderr
+
+
+def _gt_export(home: Path, fmt: str, name: str) -> Path:
+    done = synapse(
+        'export', fmt, '--target', 'ground_truth', '--gt-version', '1', '--name', name,
+        home=home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return Path(orjson.loads(done.stdout)['output_path'])
+
+
+def _titles(home: Path) -> list[str]:
+    with Store(home) as store:
+        return [row['title'] for row in store.conn.execute('SELECT title FROM projects')]
+
+
+def test_labelme_import_keeps_the_title_and_names_bad_image_data(
+    synapse_home: Path, tmp_path: Path
+) -> None:
+    """A LabelMe import of our export named the project after the folder, not the title in
+    its project.json; an ``imageData`` that is not a string was "file not found"."""
+    out = _gt_export(synapse_home, 'labelme', 'lm')
+    (original,) = _titles(synapse_home)
+    bad = next(out.glob('*/*.json'))
+    doc = orjson.loads(bad.read_bytes())
+    (out / bad.parent.name / doc['imagePath']).unlink()
+    bad.write_bytes(orjson.dumps({**doc, 'imageData': 12345}))
+    done = synapse('data', 'import', 'labelme', str(out), home=tmp_path / 'home')
+    assert done.returncode == 0, done.stderr
+    assert _titles(tmp_path / 'home') == [original]
+    assert orjson.loads(done.stdout)['skipped'] == {
+        'image file: file not found, and imageData must be a base64 string or null': 1
+    }
+    assert 'imageData must be a base64 string' in done.stderr
+
+
+def test_dm_import_refuses_an_image_linked_from_outside_naming_it(
+    synapse_home: Path, tmp_path: Path
+) -> None:
+    """A dm image that is a symlink leading out of the dataset was "file not found"."""
+    out = _gt_export(synapse_home, 'dm', 'dm')
+    image = next((out / 'origin_files').iterdir())
+    outside = tmp_path / 'elsewhere.jpg'
+    outside.write_bytes(image.read_bytes())
+    image.unlink()
+    image.symlink_to(outside)
+    done = synapse('data', 'import', 'dm', str(out), home=tmp_path / 'home')
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)['skipped'] == {
+        'image file: a symbolic link pointing outside the dataset (refused)': 1
+    }
+    assert '1 image file not imported: a symbolic link pointing outside the dataset' in (
+        done.stderr
+    )

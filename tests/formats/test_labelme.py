@@ -310,3 +310,30 @@ def test_image_paths_in_a_split_folder_are_checked_before_joining(
     else:
         assert image.path is None
         assert ds.report.as_dict()['skipped'] == {f'image file: {reason}': 1}
+
+
+def test_the_title_of_our_project_json_is_the_dataset_title(tmp_path: Path) -> None:
+    """Our LabelMe export writes ``project.json`` with the project's title; the importer
+    named the project after the folder instead (dm and csv read the title)."""
+    (tmp_path / 'train').mkdir()
+    (tmp_path / 'train' / 'a.json').write_text(_labelme_file('a.png', []), 'utf-8')
+    conf = {'classes': [{'name': 'car', 'tool': 'bounding_box', 'attributes': []}]}
+    (tmp_path / 'project.json').write_text(
+        json.dumps({'title': 'Street scenes', 'configuration': conf}), 'utf-8'
+    )
+    assert read_dataset(tmp_path).title == 'Street scenes'
+    (tmp_path / 'project.json').write_text(json.dumps({'configuration': conf}), 'utf-8')
+    assert read_dataset(tmp_path).title == tmp_path.name  # no title: the folder's name
+
+
+@pytest.mark.parametrize('image_data', [123, ['aGk='], {'b64': 'aGk='}, True])
+def test_image_data_that_is_not_a_string_is_named_as_such(tmp_path: Path, image_data: Any) -> None:
+    """``imageData: 123`` (with no image file) was reported as "file not found" only."""
+    text = _labelme_file('gone.png', [], imageData=image_data)
+    (tmp_path / 'a.json').write_text(text.replace('"imageData": null,\n', ''), 'utf-8')
+    dataset = read_dataset(tmp_path)
+    (image,) = dataset.images
+    assert image.path is None
+    assert dataset.report.as_dict()['skipped'] == {
+        'image file: file not found, and imageData must be a base64 string or null': 1
+    }

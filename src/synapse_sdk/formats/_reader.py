@@ -38,6 +38,7 @@ OUTSIDE = 'path outside the images folder'
 ABSOLUTE = 'absolute path'
 NOT_FOUND = 'file not found'
 INVALID = 'invalid file name (a NUL byte)'
+LINK_OUTSIDE = 'a symbolic link pointing outside the dataset (refused)'
 
 
 class LazyImages(Iterable[ImportedImage]):
@@ -80,18 +81,22 @@ def input_error(path: Path | str, message: str) -> ParamsError:
     return ParamsError('Cannot import dataset', [(str(path), message)])
 
 
-def find_image(directory: Path, stem: str) -> Path | None:
-    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case), resolved;
-    a symlink leading out of ``directory`` is not a match."""
+def locate_image(directory: Path, stem: str) -> tuple[Path | None, str | None]:
+    """``(path, None)`` for the image file ``<stem>.<ext>`` in ``directory`` (known
+    extensions, any case), resolved; else ``(None, reason)``: :data:`LINK_OUTSIDE` when a
+    match is a symbolic link leading out of ``directory`` (refused), else :data:`NOT_FOUND`."""
     if '/' in stem or '\\' in stem or stem in ('', '.', '..'):
-        return None
+        return None, NOT_FOUND
+    reason = NOT_FOUND
     for ext in IMAGE_EXTS:
         for name in (f'{stem}{ext}', f'{stem}{ext.upper()}'):
             if (directory / name).is_file():
-                found, _ = resolve_inside(directory, name)
+                found, why = resolve_inside(directory, name)
                 if found is not None:
-                    return found
-    return None
+                    return found, None
+                if why == OUTSIDE and (directory / name).is_symlink():
+                    reason = LINK_OUTSIDE
+    return None, reason
 
 
 def is_absolute_name(name: str) -> bool:

@@ -210,6 +210,8 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
                     image.path.unlink(missing_ok=True)  # an embedded image, written for the copy
 
     title = path.stem if path.is_file() else path.name
+    if project is not None and project.get('title'):  # our export: the project's own title
+        title = str(project['title'])
     return ImportedDataset(configuration, LazyImages(produce, report), title=title, report=report)
 
 
@@ -233,7 +235,10 @@ def _image_file(
             return found
         reason = reason_or_none or NOT_FOUND
     embedded = data.get('imageData')
-    if isinstance(embedded, str) and embedded:
+    if embedded is not None and not isinstance(embedded, str):
+        report.skip('image file', f'{reason}, and imageData must be a base64 string or null')
+        return None
+    if embedded:
         try:
             raw = base64.b64decode(embedded, validate=True)
         except (binascii.Error, ValueError):
