@@ -101,7 +101,8 @@ def test_bad_label_lines_are_skipped_and_counted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ('entry', 'reason'),
     [('/etc/passwd', 'absolute path'), ('../secret.jpg', 'path outside the images folder'),
-     ('data/link.jpg', 'path outside the images folder')],
+     ('data/link.jpg', 'path outside the images folder'), ('C:\\data\\a.jpg', 'absolute path'),
+     ('c:/data/a.jpg', 'absolute path')],
 )  # fmt: skip
 def test_list_entries_stay_inside_the_dataset(tmp_path: Path, entry: str, reason: str) -> None:
     save_image(tmp_path / 'secret.jpg', 10, 10)
@@ -113,6 +114,15 @@ def test_list_entries_stay_inside_the_dataset(tmp_path: Path, entry: str, reason
     images = list(dataset.images)
     assert [i.file_name for i in images] == ['a.jpg', 'b.jpg']
     assert dataset.report.as_dict()['skipped'] == {f'image: {reason}': 1}
+
+
+def test_a_colon_in_a_list_entry_is_part_of_the_name(tmp_path: Path) -> None:
+    darknet(tmp_path)
+    save_image(tmp_path / 'obj_train_data' / 'a:b.jpg', 10, 10)
+    (tmp_path / 'train.txt').write_text('data/obj_train_data/a:b.jpg\n', encoding='utf-8')
+    dataset = read_dataset(tmp_path)
+    assert [i.file_name for i in dataset.images] == ['a:b.jpg', 'b.jpg']
+    assert dataset.report.as_dict()['skipped'] == {}
 
 
 def test_a_split_folder_outside_the_dataset_is_refused(tmp_path: Path) -> None:
