@@ -20,18 +20,31 @@ EXPORT = ('export', 'yolo', '--project', '1', '--name', 'crashed', '--split', 't
 
 
 def workers_of(driver: int) -> list[int]:
-    """Worker processes started by ``driver`` (their command line names its pid)."""
+    """Worker processes of ``driver``: its children (forked or spawned)."""
     found = []
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            args = (entry / 'cmdline').read_bytes().split(b'\0')
+            stat = (entry / 'stat').read_text()
         except OSError:
             continue
-        if b'synapse_sdk.plugins.executors.worker' in args and str(driver).encode() in args:
+        if int(stat.rpartition(')')[2].split()[1]) == driver:
             found.append(int(entry.name))
     return found
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (not gone, not a zombie waiting to be reaped)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[0]
+        except OSError:
+            continue
+        if state != 'Z':
+            alive.append(pid)
+    return alive
 
 
 @pytest.mark.slow
@@ -57,9 +70,9 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while workers_of(proc.pid) and time.monotonic() < deadline:
+    while running(workers) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert workers_of(proc.pid) == []
+    assert running(workers) == []
     assert not final.exists()
 
     # A file of a finished shard damaged after the crash is found out: the shard is redone.
