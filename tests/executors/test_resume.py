@@ -4,6 +4,7 @@ uninterrupted export. No worker outlives its killed driver."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,24 +56,28 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
     env = cli_env(home, SYNAPSE_SHARD_FAULT='4:1:hang')  # shard 4 of 6 never ends
     proc = subprocess.Popen([SYNAPSE, *EXPORT, '--workers', '2'], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    journal = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
-        if found and len(list(found[0].glob('shard-*.json'))) >= 5:
-            journal = found[0]
-            break
-        assert proc.poll() is None, 'the export ended before it could be killed'
-        time.sleep(0.1)
-    assert journal is not None, 'five shards did not finish in time'
-    workers = workers_of(proc.pid)
-    assert len(workers) == 2
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while running(workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert running(workers) == []
+    try:
+        journal = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
+            if found and len(list(found[0].glob('shard-*.json'))) >= 5:
+                journal = found[0]
+                break
+            assert proc.poll() is None, 'the export ended before it could be killed'
+            time.sleep(0.1)
+        assert journal is not None, 'five shards did not finish in time'
+        workers = workers_of(proc.pid)
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its workers must follow it
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running(workers) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of a failed test
     assert not final.exists()
 
     # A file of a finished shard damaged after the crash is found out: the shard is redone.
