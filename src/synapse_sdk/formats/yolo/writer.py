@@ -18,7 +18,7 @@ splits are ``train``, ``val`` (or ``validation``) and ``test``, ``train`` among 
 name is refused before the export runs (a ``foo:`` key would be ignored by Ultralytics).
 When no item went to a ``val`` / ``validation`` split ``val`` points at the train images;
 when none went to ``train`` (split ``category``), ``train`` points at the val (else test)
-images, with a warning in the report. Pose datasets get ``flip_idx``
+images. Pose datasets get ``flip_idx``
 (which keypoint each one becomes in a mirrored image) from the configuration's ``flip_idx``,
 else from ``left``/``right`` name pairs; it is left out (and reported) when the keypoint
 classes disagree. ``task`` and (pose) ``kpt_names`` are written too, so imports are exact.
@@ -326,11 +326,9 @@ class YoloWriter(FormatWriter):
         splits += sorted(s for s in self._items if s not in splits)
         keys = {yaml_key(split): split if classify else f'images/{split}' for split in splits}
         if keys and 'train' not in keys:  # e.g. split "category" with no train item
+            # no report warning: a shard's finish runs on its own items, so it would warn
+            # about the shard, not the export (the merged data.yaml is written again)
             keys = {'train': keys.get('val') or next(iter(keys.values())), **keys}
-            self.report.extra.setdefault('warnings', []).append(
-                f'yolo: no item went to the train split; data.yaml "train" is {keys["train"]} '
-                '(Ultralytics needs a "train" key)'
-            )
         data.update(keys)
         if 'val' not in data and 'train' in data:
             data['val'] = data['train']
