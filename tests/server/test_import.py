@@ -143,16 +143,20 @@ def test_a_live_import_staging_folder_is_not_recovered_by_another_store(tmp_path
     src.write_bytes(b'x' * 100)
     home = tmp_path / 'home'
     seen: list[int] = []
+    took: list[float] = []
 
     def images() -> Any:
         yield ImportedImage('a.jpg', src, 4, 4)
+        started = time.monotonic()
         with Store(home):  # another process opening the store meanwhile
             seen.append(len(list(staging_root(home).glob('import-*/*/a.jpg'))))
+        took.append(time.monotonic() - started)
         yield ImportedImage('b.jpg', src, 4, 4)
 
     with Store(home) as store:
         out = import_dataset(store, ImportedDataset({'classes': []}, images()))
     assert seen == [1]
+    assert took[0] < 10, 'closing the other store waited for the import (busy timeout)'
     assert out['data_units'] == 2 and len(media_files(home)) == 2
 
 
