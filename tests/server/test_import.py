@@ -16,20 +16,14 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.cli.helpers import SYNAPSE, synapse
 
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage
 from synapse_sdk.server.importer import import_dataset
 from synapse_sdk.server.media import staging_root
 from synapse_sdk.server.store import Store
 
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def synapse(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, 'SYNAPSE_HOME': str(home)}
-    env.pop('SYNAPSE_HOST', None)
-    return subprocess.run([*SYNAPSE, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def coco_dataset(root: Path, n: int, image_bytes: int = 2048) -> Path:
