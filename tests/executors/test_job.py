@@ -70,9 +70,11 @@ def ray_head() -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # ray start --block stops the head on SIGTERM
+        # SIGTERM to the group stops the head's servers, but `ray start --block` itself (and
+        # the autoscaler monitor) outlive it by far more than the grace we give them here.
+        os.killpg(head.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=8)
+            head.wait(timeout=2)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of the head's group is left
         head.wait(timeout=10)
