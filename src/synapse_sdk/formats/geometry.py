@@ -75,6 +75,15 @@ def box4(values: Any, what: str = 'bbox') -> tuple[float, float, float, float]:
     return float(x), float(y), float(w), float(h)
 
 
+def sized_box(values: Any) -> tuple[float, float, float, float]:
+    """:func:`box4` of a box with an area (a box of zero or negative width or height is not
+    one: :class:`Unsupported`)."""
+    box = box4(values)
+    if box[2] <= 0 or box[3] <= 0:
+        raise Unsupported('bounding_box with zero or negative size')
+    return box
+
+
 def points2(points: Any, what: str = 'points') -> list[Point]:
     """``[[x, y], ...]`` as checked float pairs."""
     if not isinstance(points, list | tuple):

@@ -46,6 +46,7 @@ from synapse_sdk.formats.geometry import (
     rle_area,
     rle_bbox,
     rotated_corners,
+    sized_box,
 )
 
 _TOOLS = ('bounding_box', 'polygon', 'segmentation', 'keypoint')
@@ -134,9 +135,7 @@ def annotation_to_coco(
     ):
         raise Unsupported('image-level label: coco has only objects')
     if tool == 'bounding_box':
-        x, y, bw, bh = box4(ann.get('bbox'))
-        if bw <= 0 or bh <= 0:
-            raise Unsupported('bounding_box with zero or negative size')
+        x, y, bw, bh = sized_box(ann.get('bbox'))
         rotation = finite(ann['rotation'], 'rotation') if ann.get('rotation') else 0.0
         if rotation % (2 * math.pi):
             exact = rotated_corners((x, y, bw, bh), rotation)

@@ -40,6 +40,7 @@ from synapse_sdk.formats.geometry import (
     rle_area,
     rle_bbox,
     rle_crop,
+    sized_box,
 )
 
 __all__ = [
@@ -204,9 +205,7 @@ def annotation_to_cvat(
     if ann.get('iscrowd'):
         log.convert('crowd flag not expressible (cvat)')
     if tool == 'bounding_box':
-        x, y, w, h = (float(v) for v in ann['bbox'][:4])
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise Unsupported('bounding_box with zero, negative or non-finite size')
+        x, y, w, h = sized_box(ann.get('bbox'))
         box = [
             ('xtl', fmt_num(x, precision)),
             ('ytl', fmt_num(y, precision)),

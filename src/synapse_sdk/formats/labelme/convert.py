@@ -39,6 +39,7 @@ from synapse_sdk.formats.geometry import (
     rle_bbox,
     rle_crop,
     rotated_corners,
+    sized_box,
 )
 
 __all__ = [
@@ -130,9 +131,7 @@ def annotation_to_shapes(
     if ann.get('iscrowd'):
         log.convert('crowd flag not expressible (labelme)')
     if tool == 'bounding_box':
-        x, y, w, h = (float(v) for v in ann['bbox'][:4])
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise Unsupported('bounding_box with zero, negative or non-finite size')
+        x, y, w, h = sized_box(ann.get('bbox'))
         rotation = float(ann.get('rotation') or 0.0)
         if rotation % (2 * math.pi):
             log.convert('rotated box -> polygon (labelme)')

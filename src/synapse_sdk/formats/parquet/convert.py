@@ -34,7 +34,6 @@ import orjson
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
     annotation_box,
-    box4,
     check_mask,
     check_numbers,
     clamp_box,
@@ -46,6 +45,7 @@ from synapse_sdk.formats.geometry import (
     rle_area,
     rle_bbox,
     rotated_corners,
+    sized_box,
 )
 
 __all__ = [
@@ -138,9 +138,7 @@ def annotation_to_object(
     rle_counts: str | None = None
     box: list[float]
     if tool == 'bounding_box':
-        box = list(box4(ann.get('bbox')))
-        if box[2] <= 0 or box[3] <= 0:
-            raise Unsupported('bounding_box with zero or negative size')
+        box = list(sized_box(ann.get('bbox')))
         rotation = float(ann.get('rotation') or 0.0)
         if rotation % (2 * math.pi):
             exact = rotated_corners(box, rotation)
