@@ -5,6 +5,7 @@ publishes nothing."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from .helpers import (
     SHARD_SIZE,
     TARGETS,
     UNSPLIT,
+    WHOLE,
     assert_same_export,
     params_for,
     retries,
@@ -66,11 +68,18 @@ RAY = Execution(mode='ray', workers=2, shard_size=SHARD_SIZE)
 def test_ray_tasks_write_the_single_process_tree(client, backend, fmt, target):
     params = params_for(fmt, target, f'{fmt}-{target}')
     expected = single(client, fmt, params)
-    got = sharded(client, fmt, params, RAY, backend)
+    logger = MemoryLogger()
+    got = sharded(client, fmt, params, RAY, backend, logger)
     assert_same_export(expected, got)
     report = orjson.loads((got[2] / 'export_report.json').read_bytes())
     assert report['renamed_files']
     assert fmt in UNSPLIT or len(report['per_split']) >= 2
+    # The tasks' progress reached the driver as they ran (streamed from each Ray task).
+    progress = [r for r in logger.of_type('progress') if r['category'] == 'dataset_conversion']
+    assert progress[-1]['current'] == progress[-1]['total'] == got[0]['total_count']
+    assert all(a['current'] <= b['current'] for a, b in itertools.pairwise(progress))
+    if fmt not in WHOLE:
+        assert len({r['current'] for r in progress}) > 3, progress
 
 
 @pytest.mark.parametrize('how', ['raise', 'exit'])

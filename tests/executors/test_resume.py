@@ -4,6 +4,7 @@ uninterrupted export. No worker outlives its killed driver."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,18 +21,31 @@ EXPORT = ('export', 'yolo', '--project', '1', '--name', 'crashed', '--split', 't
 
 
 def workers_of(driver: int) -> list[int]:
-    """Worker processes started by ``driver`` (their command line names its pid)."""
+    """Worker processes of ``driver``: its children (forked or spawned)."""
     found = []
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            args = (entry / 'cmdline').read_bytes().split(b'\0')
+            stat = (entry / 'stat').read_text()
         except OSError:
             continue
-        if b'synapse_sdk.plugins.executors.worker' in args and str(driver).encode() in args:
+        if int(stat.rpartition(')')[2].split()[1]) == driver:
             found.append(int(entry.name))
     return found
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (not gone, not a zombie waiting to be reaped)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f'/proc/{pid}/stat').read_text().rpartition(')')[2].split()[0]
+        except OSError:
+            continue
+        if state != 'Z':
+            alive.append(pid)
+    return alive
 
 
 @pytest.mark.slow
@@ -42,24 +56,28 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
     env = cli_env(home, SYNAPSE_SHARD_FAULT='4:1:hang')  # shard 4 of 6 never ends
     proc = subprocess.Popen([SYNAPSE, *EXPORT, '--workers', '2'], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    journal = None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
-        if found and len(list(found[0].glob('shard-*.json'))) >= 5:
-            journal = found[0]
-            break
-        assert proc.poll() is None, 'the export ended before it could be killed'
-        time.sleep(0.1)
-    assert journal is not None, 'five shards did not finish in time'
-    workers = workers_of(proc.pid)
-    assert len(workers) == 2
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while workers_of(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert workers_of(proc.pid) == []
+    try:
+        journal = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
+            if found and len(list(found[0].glob('shard-*.json'))) >= 5:
+                journal = found[0]
+                break
+            assert proc.poll() is None, 'the export ended before it could be killed'
+            time.sleep(0.1)
+        assert journal is not None, 'five shards did not finish in time'
+        workers = workers_of(proc.pid)
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its workers must follow it
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running(workers) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of a failed test
     assert not final.exists()
 
     # A file of a finished shard damaged after the crash is found out: the shard is redone.

@@ -9,7 +9,8 @@ at once (``--workers``).
 - :class:`ProcessBackend` keeps ``workers`` worker processes, each running one task at a time
   and talking to the driver over its own socket pair (events, then the outcome). A process that dies
   mid-task (killed, out of memory, ``os._exit``) fails only that task, and a fresh process takes
-  its place. Workers end themselves when the driver process is gone.
+  its place. Workers end themselves when the driver process is gone. How a worker starts: see
+  :func:`start_method`.
 - :class:`~synapse_sdk.plugins.executors.ray_backend.RayBackend` (separate module: Ray is an
   optional extra).
 """
@@ -17,7 +18,9 @@ at once (``--workers``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -32,7 +35,7 @@ from typing import Any
 
 from synapse_sdk.plugins.executors.tasks import TaskCall, TaskFailure, call
 
-__all__ = ['Backend', 'Completion', 'InlineBackend', 'ProcessBackend']
+__all__ = ['START_ENV', 'Backend', 'Completion', 'InlineBackend', 'ProcessBackend', 'start_method']
 
 OnEvents = Callable[[Any, Any], None]
 
@@ -51,6 +54,9 @@ class Backend:
     """The interface the scheduler drives (see the module docstring)."""
 
     slots: int = 1
+    #: Tasks handed to the backend per slot at a time: more than one lets a worker start its
+    #: next task the moment one ends, while the driver still merges what it sent.
+    depth: int = 1
     name: str = 'backend'
 
     def submit(self, key: Any, task: TaskCall) -> None:
@@ -116,6 +122,19 @@ def _die_with_parent() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _receive(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+    """Take what the driver sends as it comes (a task queued behind the running one): the
+    driver never waits on a full socket while this worker waits on the driver for its events."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            message = None
+        inbox.put(message)
+        if message is None:
+            return
+
+
 def worker_main(conn: Connection, driver: int, preload: tuple[str, ...] = ()) -> None:
     """The loop of a worker process: receive a task, run it, send events and the outcome."""
     _die_with_parent()
@@ -127,11 +146,10 @@ def worker_main(conn: Connection, driver: int, preload: tuple[str, ...] = ()) ->
         with contextlib.suppress(Exception):
             importlib.import_module(module)
     lock = threading.Lock()
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), daemon=True).start()
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
+        message = inbox.get()
         if message is None:
             return
         key, task = message
@@ -160,40 +178,174 @@ def _worker_stdout() -> Any:
     return subprocess.DEVNULL
 
 
-class _Worker:
-    """One worker process (a fresh interpreter running ``python -m ...executors.worker``),
-    connected to the driver by a socket pair: nothing of the driver's ``__main__`` is run
-    again, so scripts, notebooks and test runners need no ``if __name__ == '__main__'``."""
+#: ``SYNAPSE_WORKER_START=spawn`` (or ``fork``): how worker processes start (see
+#: :func:`start_method`).
+START_ENV = 'SYNAPSE_WORKER_START'
 
-    def __init__(self, driver: int, preload: tuple[str, ...], env: dict[str, str]):
-        parent, child = socket.socketpair()
-        environ = {**os.environ, **env, 'SYNAPSE_WORKER_PRELOAD': ','.join(preload)}
+
+def start_method() -> str:
+    """How the next worker process starts: ``fork`` or ``spawn``.
+
+    ``fork`` (Linux, when this process runs a single thread): the worker is a copy of the
+    driver, which has already imported the SDK and the action, so it is ready at once (a fresh
+    interpreter spends most of a second of CPU importing them again, on the cores the export
+    needs). With other threads running, a fork could copy a lock one of them holds, so the
+    worker is spawned instead, as on other systems: a fresh interpreter running
+    ``python -m synapse_sdk.plugins.executors.worker``. Either way nothing of the driver's
+    ``__main__`` runs again, so scripts, notebooks and test runners need no
+    ``if __name__ == '__main__'``. ``SYNAPSE_WORKER_START`` chooses (``fork`` still spawns
+    when forking is not safe).
+    """
+    wanted = os.environ.get(START_ENV, '').strip().lower() or 'fork'
+    if wanted not in ('fork', 'spawn'):
+        raise ValueError(f'{START_ENV}={wanted!r}: allowed values are fork and spawn')
+    if (
+        wanted == 'fork'
+        and hasattr(os, 'fork')
+        and sys.platform.startswith('linux')
+        and threading.active_count() == 1
+    ):
+        return 'fork'
+    return 'spawn'
+
+
+class _Forked:
+    """A forked worker process, with the ``Popen`` calls :class:`_Worker` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:
+                self.returncode = -1 if self.returncode is None else self.returncode
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f'worker {self.pid}', timeout or 0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _forked_worker(
+    conn: socket.socket,
+    close: list[Connection],
+    driver: int,
+    preload: tuple[str, ...],
+    env: dict[str, str],
+) -> None:
+    """The child side of a fork: becomes a worker, and never returns (``os._exit``)."""
+    code = 0
+    try:
+        gc.freeze()  # the driver's objects are not this process's to finalize (its database
+        # connections above all: closing one here would checkpoint the driver's database)
+        for other in close:  # the driver's ends of the other workers' sockets
+            with contextlib.suppress(OSError):
+                os.close(other.fileno())
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, signal.SIG_DFL)  # not the driver's rollback handlers
         out = _worker_stdout()
+        if isinstance(out, int) and out != 1:
+            os.dup2(out, 1)  # stdout is the run's JSON result: a task's prints go to stderr
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.environ.update(env)
+        worker_main(Connection(conn.detach()), driver, preload)
+    except BaseException:  # a worker reports through its socket, not here
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+class _Worker:
+    """One worker process, connected to the driver by a socket pair (see :func:`start_method`
+    for how it starts)."""
+
+    def __init__(
+        self,
+        driver: int,
+        preload: tuple[str, ...],
+        env: dict[str, str],
+        others: list[Connection] | None = None,
+    ):
+        parent, child = socket.socketpair()
+        self.method = start_method()
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, '-m', 'synapse_sdk.plugins.executors.worker',
-                 str(child.fileno()), str(driver)],
-                pass_fds=(child.fileno(),),
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                close_fds=True,
-            )  # fmt: skip
+            if self.method == 'fork':
+                self.process: Any = self._fork(parent, child, driver, preload, env, others or [])
+            else:
+                self.process = self._spawn(child, driver, preload, env)
         finally:
             child.close()
         self.conn: Connection = Connection(parent.detach())
-        self.key: Any = None
+        self.sent: deque[tuple[Any, TaskCall]] = deque()  # in order: the first one runs
+
+    @staticmethod
+    def _spawn(
+        child: socket.socket, driver: int, preload: tuple[str, ...], env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        environ = {**os.environ, **env, 'SYNAPSE_WORKER_PRELOAD': ','.join(preload)}
+        return subprocess.Popen(
+            [sys.executable, '-m', 'synapse_sdk.plugins.executors.worker',
+             str(child.fileno()), str(driver)],
+            pass_fds=(child.fileno(),),
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            stdout=_worker_stdout(),
+            close_fds=True,
+        )  # fmt: skip
+
+    @staticmethod
+    def _fork(
+        parent: socket.socket,
+        child: socket.socket,
+        driver: int,
+        preload: tuple[str, ...],
+        env: dict[str, str],
+        others: list[Connection],
+    ) -> _Forked:
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; measured through the worker's tasks
+            parent.close()
+            _forked_worker(child, others, driver, preload, env)
+        return _Forked(pid)
 
     @property
     def busy(self) -> bool:
-        return self.key is not None
+        return bool(self.sent)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def exitcode(self, wait: float = 1.0) -> int | None:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            return self.process.wait(timeout=wait)
+            return int(self.process.wait(timeout=wait))
         return self.process.poll()
 
     def stop(self, kill: bool = False) -> None:
@@ -217,9 +369,15 @@ class ProcessBackend(Backend):
 
     ``env`` is added to the workers' environment (the backend token). ``preload`` modules are
     imported by each worker as it starts, while the driver plans the run.
+
+    Each worker is sent up to :attr:`depth` tasks: it runs them one after the other, so it
+    starts the next the moment one ends instead of waiting for the driver (which merges the
+    finished part meanwhile). When a worker dies, the task it was running fails and the ones
+    waiting behind it go back to the queue, unharmed.
     """
 
     name = 'processes'
+    depth = 2
 
     def __init__(
         self,
@@ -243,21 +401,23 @@ class ProcessBackend(Backend):
             raise
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._driver, self._preload, self._env)
+        others = [w.conn for w in self._workers]
+        return _Worker(self._driver, self._preload, self._env, others)
 
     def submit(self, key: Any, task: TaskCall) -> None:
         self._queue.append((key, task))
         self._dispatch()
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
-            if not self._queue:
-                return
-            if not worker.busy:
-                key, task = self._queue.popleft()
-                worker.key = key
-                with contextlib.suppress(OSError, EOFError):
-                    worker.conn.send((key, task))  # a dead worker: poll() fails its task
+        for load in range(self.depth):  # idle workers first, then one task behind another
+            for worker in self._workers:
+                if not self._queue:
+                    return
+                if len(worker.sent) == load:
+                    key, task = self._queue.popleft()
+                    worker.sent.append((key, task))
+                    with contextlib.suppress(OSError, EOFError):
+                        worker.conn.send((key, task))  # a dead worker: poll() fails its task
 
     def poll(self, timeout: float, on_events: OnEvents) -> list[Completion]:
         busy = [w for w in self._workers if w.busy]
@@ -273,8 +433,8 @@ class ProcessBackend(Backend):
             if worker.conn in ready or not worker.alive():  # the pipe closed: the worker died
                 if worker.busy:
                     code = worker.exitcode()
-                    done.append(Completion(worker.key, False, failure=_crash(code)))
-                    worker.key = None
+                    done.append(Completion(worker.sent.popleft()[0], False, failure=_crash(code)))
+                    self._requeue(worker)
                 self._replace(worker)
         self._dispatch()
         return done
@@ -287,7 +447,8 @@ class ProcessBackend(Backend):
                 if kind == 'events':
                     on_events(key, value)
                     continue
-                worker.key = None
+                if worker.sent and worker.sent[0][0] == key:
+                    worker.sent.popleft()
                 ok = kind == 'ok'
                 done.append(Completion(key, ok, value if ok else None, None if ok else value))
                 return True
@@ -302,11 +463,16 @@ class ProcessBackend(Backend):
         if not self._closed:
             self._workers[index] = self._spawn()
 
+    def _requeue(self, worker: _Worker) -> None:
+        """The tasks sent to a dead worker that it never started go back to the queue."""
+        self._queue.extendleft(reversed(worker.sent))
+        worker.sent.clear()
+
     def cancel(self) -> None:
         self._queue.clear()
         for worker in list(self._workers):
             if worker.busy:
-                worker.key = None
+                worker.sent.clear()
                 self._replace(worker)
 
     def close(self) -> None:

@@ -7,9 +7,11 @@ one, the run joins that cluster as a driver. A Ray session already open in this 
 (``ray.init`` by the caller) is used as it is.
 
 Each task is a Ray task of one CPU with no Ray-level retries (the scheduler retries, so a
-failure is counted once, with its cause). Task events reach the driver through a
-``ray.util.queue.Queue`` actor. Secrets reach the tasks in their runtime environment's
-``env_vars``, never in their arguments.
+failure is counted once, with its cause). A task is a streaming generator: it yields its event
+batches as they come and then its outcome, so progress reaches the driver without an actor of
+its own (a queue actor was one more Ray worker process to start on the export's cores, and one
+call per batch). Secrets reach the tasks in their runtime environment's ``env_vars``, never in
+their arguments.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from synapse_sdk.errors import ParamsError
@@ -63,13 +68,28 @@ def kept_signal_handlers() -> Any:
                 signal.signal(signum, handler)
 
 
-def ray_task(task: TaskCall, key: Any, queue: Any) -> tuple[str, Any]:
-    """What runs inside a Ray worker: the task, its events sent to the driver's queue."""
+_END = object()
 
-    def emit(batch: Any) -> None:
-        queue.put((key, batch))
 
-    return call(task, emit)
+def ray_task(task: TaskCall) -> Iterator[tuple[Any, ...]]:
+    """What runs inside a Ray worker: the task on a thread of its own, while this generator
+    yields ``('events', batch)`` for each batch it emits, then ``('done', status, value)``."""
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    outcome: list[tuple[str, Any]] = []
+
+    def work() -> None:
+        try:
+            outcome.append(call(task, inbox.put))
+        finally:
+            inbox.put(_END)
+
+    thread = threading.Thread(target=work, name='synapse-task', daemon=True)
+    thread.start()
+    while (batch := inbox.get()) is not _END:
+        yield ('events', batch)
+    thread.join()
+    status, value = outcome[0]
+    yield ('done', status, value)
 
 
 def ray_warm_up(preload: tuple[str, ...]) -> int:
@@ -125,15 +145,16 @@ class RayBackend(Backend):
                     'Could not start Ray', [('--ray-address', f'{where}: {exc}')]
                 ) from exc
             self._owned = True
-        from ray.util.queue import Queue
-
-        self._queue = Queue(actor_options={'num_cpus': 0})
-        remote = ray.remote(num_cpus=1, max_retries=0)(ray_task)
+        # A local instance of our own has exactly ``workers`` CPUs: a second task per slot waits
+        # in Ray's queue and starts the moment one ends. On a cluster with more CPUs it would run
+        # at once, so there ``workers`` tasks at a time it is.
+        self.depth = 2 if self._owned and address in (None, 'local') else 1
+        remote = ray.remote(num_cpus=1, max_retries=0, num_returns='streaming')(ray_task)
         # Secrets go with each task when the session was opened by someone else.
         if self._env and not self._owned:
             remote = remote.options(runtime_env={'env_vars': self._env})
         self._remote = remote
-        self._refs: dict[Any, Any] = {}  # ObjectRef -> key
+        self._refs: dict[Any, Any] = {}  # ObjectRefGenerator -> key
         # Start the workers now (a Ray worker imports the SDK when its first task comes):
         # they get ready while the driver plans the run, as worker processes do.
         warm = ray.remote(num_cpus=1, max_retries=0)(ray_warm_up)
@@ -142,19 +163,10 @@ class RayBackend(Backend):
         self._warming = [warm.remote(preload) for _ in range(self.slots)] if preload else []
 
     def submit(self, key: Any, task: TaskCall) -> None:
-        ref = self._remote.remote(task, key, self._queue)
-        self._refs[ref] = key
-
-    def _events(self, on_events: OnEvents) -> None:
-        with contextlib.suppress(Exception):
-            size = self._queue.qsize()
-            if size:
-                for key, batch in self._queue.get_nowait_batch(size):
-                    on_events(key, batch)
+        self._refs[self._remote.remote(task)] = key
 
     def poll(self, timeout: float, on_events: OnEvents) -> list[Completion]:
         ray = self._ray
-        self._events(on_events)
         if not self._refs:
             return []
         refs = list(self._refs)
@@ -162,22 +174,41 @@ class RayBackend(Backend):
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        self._events(on_events)  # a task's last events come before its outcome is read
-        done = []
-        for ref in ready:
-            key = self._refs.pop(ref)
+        done: list[Completion] = []
+        for gen in ready:
+            self._drain(gen, on_events, done)
+        return done
+
+    def _drain(self, gen: Any, on_events: OnEvents, done: list[Completion]) -> None:
+        """Read what task ``gen`` yielded so far: its event batches, then maybe its outcome."""
+        ray = self._ray
+        key = self._refs[gen]
+        while True:
             try:
-                status, value = ray.get(ref)
-            except Exception as exc:  # the task never returned: its worker or node was lost
+                item = ray.get(next(gen))
+            except StopIteration:
+                item = None
+            except Exception as exc:  # the task never ended: its worker or node was lost
                 failure = TaskFailure(f'the Ray task was lost: {type(exc).__name__}: {exc}',
                                       type(exc).__name__, crash=True)  # fmt: skip
+                del self._refs[gen]
                 done.append(Completion(key, False, failure=failure))
-                continue
-            if status == 'ok':
-                done.append(Completion(key, True, result=value))
-            else:
-                done.append(Completion(key, False, failure=value))
-        return done
+                return
+            if item is None or item[0] == 'done':
+                del self._refs[gen]
+                if item is None:
+                    failure = TaskFailure('the Ray task ended without an outcome', 'TaskLost',
+                                          crash=True)  # fmt: skip
+                    done.append(Completion(key, False, failure=failure))
+                elif item[1] == 'ok':
+                    done.append(Completion(key, True, result=item[2]))
+                else:
+                    done.append(Completion(key, False, failure=item[2]))
+                return
+            on_events(key, item[1])
+            more, _ = ray.wait([gen], num_returns=1, timeout=0)
+            if not more:
+                return
 
     def cancel(self) -> None:
         for ref in [*self._refs, *self._warming]:
@@ -188,8 +219,6 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self._refs:
             self.cancel()
-        with contextlib.suppress(Exception):
-            self._ray.kill(self._queue.actor)
         if self._owned:
             self._owned = False
             with contextlib.suppress(Exception), kept_signal_handlers():

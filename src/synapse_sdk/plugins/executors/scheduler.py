@@ -1,11 +1,11 @@
 """Running a set of ordered tasks on a backend: retries, the first failure, cancellation.
 
-:func:`run_tasks` submits up to ``backend.slots`` tasks at a time in key order, retries a
-failed task while its failure is :func:`~.tasks.retryable` and it has attempts left, and
-returns every result by key. A task that fails for good stops the run the way one process
-would have stopped: tasks after it are not started (running ones are cancelled), tasks before
-it still finish (one of them may fail first, in key order), and :class:`TaskFailed` names the
-earliest failed task with its cause and attempts.
+:func:`run_tasks` submits up to ``backend.slots * backend.depth`` tasks at a time in key
+order, retries a failed task while its failure is :func:`~.tasks.retryable` and it has
+attempts left, and returns every result by key. A task that fails for good stops the run the
+way one process would have stopped: tasks after it are not started (running ones are
+cancelled), tasks before it still finish (one of them may fail first, in key order), and
+:class:`TaskFailed` names the earliest failed task with its cause and attempts.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def run_tasks(
     try:
         while pending or running:
             first_failed = min(failed) if failed else None
-            while pending and len(running) < backend.slots:
+            while pending and len(running) < backend.slots * max(1, backend.depth):
                 key = pending[0]
                 if first_failed is not None and key > first_failed:
                     pending.clear()  # after a failed task: one process would never get here

@@ -52,12 +52,17 @@ JOURNAL_VERSION = 1
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (a temporary name, then a rename).
+
+    No ``fsync``: what the journal survives is a process that dies (``kill -9``, a crash), and
+    the page cache outlives the process. A power loss would leave the part files it vouches
+    for unsynced too (they are never synced), and :meth:`Journal.verify` checks their sizes and
+    times before a resumed run keeps them. On a busy disk one ``fsync`` per shard cost seconds.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}')
     with tmp.open('wb') as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

@@ -1,0 +1,137 @@
+"""The worker processes of ``--workers N`` (``ProcessBackend``): how they start (forked from the
+driver when that is safe, spawned otherwise), tasks queued behind a running one, and a worker
+that dies with a task waiting behind the one it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synapse_sdk.plugins.executors.backends import (
+    START_ENV,
+    Completion,
+    ProcessBackend,
+    start_method,
+)
+from synapse_sdk.plugins.executors.tasks import TaskCall
+
+#: Where this module is importable from, for spawned workers (forked ones inherit sys.path).
+_ROOT = Path(__file__).resolve().parents[__name__.count('.')]
+ENV = {'PYTHONPATH': os.pathsep.join([str(_ROOT), os.environ.get('PYTHONPATH', '')])}
+
+
+# -- tasks the workers run (fn(payload, emit)) ---------------------------------------------------
+def whoami(payload: Any, emit: Any) -> dict[str, Any]:
+    return {'pid': os.getpid(), 'argv': list(sys.argv), 'payload': payload}
+
+
+def die(payload: Any, emit: Any) -> None:
+    os._exit(int(payload))
+
+
+def chatty(payload: Any, emit: Any) -> int:
+    """Sends ``payload`` bytes of events in small batches, as a long shard does."""
+    sent = 0
+    while sent < payload:
+        emit({'log': [['message', 'info', 'x' * 65536]]})
+        sent += 65536
+    return sent
+
+
+def _task(fn: str, payload: Any) -> TaskCall:
+    return TaskCall(f'{__name__}:{fn}', payload)
+
+
+def run_all(backend: ProcessBackend, tasks: dict[int, TaskCall], timeout: float = 60) -> dict:
+    """Submit every task at once and collect every completion (events counted by key)."""
+    events: dict[int, int] = {}
+    done: dict[int, Completion] = {}
+    for key, task in tasks.items():
+        backend.submit(key, task)
+    deadline = time.monotonic() + timeout
+    while len(done) < len(tasks):
+        assert time.monotonic() < deadline, f'tasks {sorted(set(tasks) - set(done))} never ended'
+
+        def count(key: Any, batch: Any) -> None:
+            events[key] = events.get(key, 0) + 1
+
+        for completion in backend.poll(0.2, count):
+            done[completion.key] = completion
+    return {'done': done, 'events': events}
+
+
+# -- how workers start ---------------------------------------------------------------------------
+def test_workers_fork_when_the_driver_runs_one_thread_and_spawn_otherwise(monkeypatch):
+    monkeypatch.delenv(START_ENV, raising=False)
+    assert threading.active_count() == 1, 'the test needs a driver without other threads'
+    assert start_method() == 'fork'
+    monkeypatch.setenv(START_ENV, 'spawn')
+    assert start_method() == 'spawn'
+    monkeypatch.setenv(START_ENV, 'fork')
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert start_method() == 'spawn'  # a fork could copy a lock the other thread holds
+    finally:
+        stop.set()
+        thread.join()
+    monkeypatch.setenv(START_ENV, 'vfork')
+    with pytest.raises(ValueError, match=r"SYNAPSE_WORKER_START='vfork': allowed values are fork"):
+        start_method()
+
+
+@pytest.mark.parametrize('method', ['fork', 'spawn'])
+def test_forked_and_spawned_workers_run_the_same_tasks(monkeypatch, method):
+    monkeypatch.setenv(START_ENV, method)
+    with ProcessBackend(2, env=ENV) as backend:
+        assert [w.method for w in backend._workers] == [method, method]
+        got = run_all(backend, {i: _task('whoami', i) for i in range(6)})
+    done = got['done']
+    assert all(c.ok for c in done.values()), [c.failure for c in done.values()]
+    assert [done[i].result['payload'] for i in range(6)] == list(range(6))
+    pids = {c.result['pid'] for c in done.values()}
+    assert len(pids) == 2 and os.getpid() not in pids
+    spawned = ['-m', 'synapse_sdk.plugins.executors.worker']
+    argv = done[0].result['argv']
+    if method == 'fork':
+        assert argv == sys.argv  # a copy of this process: nothing imported or run again
+    else:
+        assert argv[0].endswith('worker.py'), argv
+        assert spawned[1].rsplit('.', 1)[-1] in argv[0]
+
+
+# -- tasks queued behind a running one -----------------------------------------------------------
+@pytest.mark.parametrize('method', ['fork', 'spawn'])
+def test_a_task_queued_behind_one_whose_worker_dies_runs_on_the_next_worker(monkeypatch, method):
+    monkeypatch.setenv(START_ENV, method)
+    with ProcessBackend(1, env=ENV) as backend:
+        assert backend.depth == 2
+        got = run_all(backend, {0: _task('die', 7), 1: _task('whoami', 'after')})
+    crashed, after = got['done'][0], got['done'][1]
+    assert not crashed.ok and crashed.failure is not None and crashed.failure.crash
+    assert 'exited with code 7' in crashed.failure.message
+    assert after.ok, after.failure  # sent to the dead worker, never started: not a failure
+    assert after.result['payload'] == 'after'
+
+
+@pytest.mark.timeout(60)
+def test_a_large_task_queued_behind_a_chatty_one_does_not_block_the_driver(monkeypatch):
+    """The driver sends the next task (megabytes of names) while the running task floods it
+    with events: neither waits on the other's full socket."""
+    monkeypatch.setenv(START_ENV, 'fork')
+    with ProcessBackend(1, env=ENV) as backend:
+        got = run_all(
+            backend,
+            {0: _task('chatty', 8 << 20), 1: _task('whoami', 'x' * (8 << 20))},
+            timeout=60,
+        )
+    assert got['done'][0].ok and got['done'][0].result >= 8 << 20
+    assert got['done'][1].ok and len(got['done'][1].result['payload']) == 8 << 20
+    assert got['events'][0] >= 8 << 20 >> 16
