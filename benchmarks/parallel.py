@@ -8,7 +8,9 @@ alternating the modes each round (median of ``--repeat``):
 - ``one process``: ``ExportAction.dispatch``, what ``synapse export`` runs by default;
 - ``workers 2``: ``run_action(..., Execution(workers=2))``, two worker processes;
 - ``ray 2``: ``Execution(mode='ray', workers=2)`` on a local Ray started by the run
-  (its start-up is timed apart and included in the total).
+  (its start-up is timed apart and included in the total);
+- ``ray 2 cluster``: the same, joining a Ray head started (``ray start --head --num-cpus 2``)
+  before the timing, as a user with a running cluster does (``--ray-address``).
 
 Reported per run: wall seconds (imports excluded, worker start-up included), the speed-up over
 one process, the CPU seconds of the driver and of the worker processes (a shared machine shows
@@ -16,6 +18,11 @@ here: CPU seconds do not change with the load, wall seconds do), and the driver'
 the run's own timing line (planning before the shards, the shards, the merge after the last
 shard, reports). The load average before and after is printed: the target (at least 1.6x on
 2 cores) assumes the cores are ours.
+
+The store and the exports live in ``/dev/shm`` (as in ``peers.py``) so that the figures are the
+engine's, not the virtual disk's: ``--disk`` puts them in the temporary directory instead (on
+this VM's ext4, 100,000 files created by two processes at once cost more CPU than by one).
+Sources are compiled to bytecode first, as an install leaves them.
 
     .venv/bin/python benchmarks/parallel.py                        # 100,000 tasks, coco + yolo
     .venv/bin/python benchmarks/parallel.py --size 20000 --formats coco --repeat 1
@@ -40,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
 
-MODES = ('one process', 'workers 2', 'ray 2')
+MODES = ('one process', 'workers 2', 'ray 2', 'ray 2 cluster')
 SPLIT = 'train=0.8,val=0.2'
 PHASES = re.compile(
     r'shards (?P<shards>[\d.]+) s, then merging the parts (?P<merge>[\d.]+) s, '
@@ -96,7 +103,8 @@ def child(args: argparse.Namespace) -> None:
         from synapse_sdk.plugins.executors.ray_backend import RayBackend
         from synapse_sdk.plugins.executors.run import PRELOAD
 
-        backend = RayBackend(2, preload=PRELOAD)
+        address = args.ray_address if mode == 'ray 2 cluster' else None
+        backend = RayBackend(2, preload=PRELOAD, address=address)
         out['startup'] = time.perf_counter() - started
         try:
             execution = Execution(mode='ray', workers=2)
@@ -127,6 +135,35 @@ def _run(cmd: list[str], what: str) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def _ray_env() -> dict[str, str]:
+    # A head on 127.0.0.1 for this benchmark alone: Ray's token authentication is off.
+    return {**os.environ, 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0', 'RAY_AUTH_MODE': 'disabled'}
+
+
+def _ray_head(tmp: Path) -> str | None:
+    """Start a Ray head on 127.0.0.1 with 2 CPUs for the ``ray 2 cluster`` runs; its address."""
+    ray = Path(sys.executable).with_name('ray')
+    if not ray.exists():
+        print('no ray command: the ray 2 cluster runs are left out', file=sys.stderr)
+        return None
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.run(
+        [str(ray), 'start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}',
+         '--num-cpus=2', '--include-dashboard=false', '--disable-usage-stats',
+         f'--temp-dir={tmp / "ray"}'],
+        capture_output=True, text=True, check=False, env=_ray_env(),
+    )  # fmt: skip
+    if proc.returncode != 0:
+        print(f'ray start failed, the ray 2 cluster runs are left out:\n{proc.stderr[-2000:]}',
+              file=sys.stderr)  # fmt: skip
+        return None
+    return f'127.0.0.1:{port}'
+
+
 def _load() -> str:
     try:
         return ' '.join(f'{x:.2f}' for x in os.getloadavg())
@@ -141,16 +178,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--repeat', type=int, default=1, help='runs per mode (median)')
     parser.add_argument('--output', default=str(ROOT / '.bench' / 'parallel.json'))
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
-    for flag in ('--home', '--format', '--mode', '--name'):
+    parser.add_argument(
+        '--disk', action='store_true', help='store and exports on disk, not /dev/shm'
+    )
+    for flag in ('--home', '--format', '--mode', '--name', '--ray-address'):
         parser.add_argument(flag, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
         return
     formats = [f.strip() for f in args.formats.split(',') if f.strip()]
-    tmp = Path(tempfile.mkdtemp(prefix='synapse-bench-par-'))
-    results: dict[str, Any] = {'size': args.size, 'cpus': os.cpu_count(), 'runs': {}}
+    subprocess.run([sys.executable, '-m', 'compileall', '-q', str(ROOT / 'src')], check=True)
+    os.environ.update(_ray_env())  # every run, and the head, on loopback without tokens
+    shm = Path('/dev/shm')
+    base = None if args.disk or not shm.is_dir() else shm
+    tmp = Path(tempfile.mkdtemp(prefix='synapse-bench-par-', dir=base))
+    results: dict[str, Any] = {'size': args.size, 'cpus': os.cpu_count(), 'runs': {},
+                               'where': 'disk' if base is None else str(base)}  # fmt: skip
+    head = None
     try:
+        head = _ray_head(tmp)
         home = tmp / 'home'
         seeded = _run(
             [sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--child', '--home', str(home),
@@ -163,9 +210,12 @@ def main(argv: list[str] | None = None) -> None:
             rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
             for round_ in range(args.repeat):
                 for mode in MODES:
+                    if mode == 'ray 2 cluster' and head is None:
+                        continue
                     row = _run(
                         [sys.executable, __file__, '--child', '--home', str(home), '--format',
-                         fmt, '--mode', mode, '--name', f'{fmt}-{mode}-{round_}'.replace(' ', '')],
+                         fmt, '--mode', mode, '--name', f'{fmt}-{mode}-{round_}'.replace(' ', ''),
+                         '--ray-address', head or ''],
                         f'{fmt} {mode}',
                     )  # fmt: skip
                     if row['items'] != args.size:
@@ -175,10 +225,13 @@ def main(argv: list[str] | None = None) -> None:
             results['runs'][fmt] = {
                 mode: {**runs[len(runs) // 2], 'seconds': statistics.median(
                     r['seconds'] for r in runs), 'all_seconds': [r['seconds'] for r in runs]}
-                for mode, runs in rows.items()
+                for mode, runs in rows.items() if runs
             }  # fmt: skip
         results['load_after'] = _load()
     finally:
+        if head is not None:
+            subprocess.run([str(Path(sys.executable).with_name('ray')), 'stop', '--force'],
+                           capture_output=True, check=False, env=_ray_env())  # fmt: skip
         shutil.rmtree(tmp, ignore_errors=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2))

@@ -66,6 +66,7 @@ RAY = Execution(mode='ray', workers=2, shard_size=SHARD_SIZE)
 @pytest.mark.parametrize('target', TARGETS)
 @pytest.mark.parametrize('fmt', FORMATS)
 def test_ray_tasks_write_the_single_process_tree(client, backend, fmt, target):
+    assert backend.depth == 2  # Ray has as many CPUs as workers: a second task waits per slot
     params = params_for(fmt, target, f'{fmt}-{target}')
     expected = single(client, fmt, params)
     logger = MemoryLogger()

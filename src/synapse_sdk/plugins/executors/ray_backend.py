@@ -102,6 +102,13 @@ def ray_warm_up(preload: tuple[str, ...]) -> int:
     return os.getpid()
 
 
+def _cluster_cpus(ray: Any) -> float:
+    try:
+        return float(ray.cluster_resources().get('CPU', 0))
+    except Exception:
+        return 0.0
+
+
 class RayBackend(Backend):
     """``workers`` concurrent Ray tasks (see the module docstring)."""
 
@@ -145,10 +152,10 @@ class RayBackend(Backend):
                     'Could not start Ray', [('--ray-address', f'{where}: {exc}')]
                 ) from exc
             self._owned = True
-        # A local instance of our own has exactly ``workers`` CPUs: a second task per slot waits
-        # in Ray's queue and starts the moment one ends. On a cluster with more CPUs it would run
-        # at once, so there ``workers`` tasks at a time it is.
-        self.depth = 2 if self._owned and address in (None, 'local') else 1
+        # Where Ray has no more CPUs than ``workers`` (a local instance of our own has exactly
+        # that many), a second task per slot waits in Ray's queue and starts the moment one
+        # ends; on a larger cluster it would run at once, so there it is ``workers`` at a time.
+        self.depth = 2 if 0 < _cluster_cpus(ray) <= self.slots else 1
         remote = ray.remote(num_cpus=1, max_retries=0, num_returns='streaming')(ray_task)
         # Secrets go with each task when the session was opened by someone else.
         if self._env and not self._owned:

@@ -249,7 +249,7 @@ def shift_annotation_ids(block: bytes, offset: int) -> bytes:
         pieces = _ANNOTATION_ID.split(block)  # text, id, text, id, ..., text
         if len(pieces) == 2 * lines + 1:
             shifted = b'"id":%d,"image_id":'
-            pieces[1::2] = [shifted % (int(n) + offset) for n in pieces[1::2]]
+            pieces[1::2] = [shifted % (n + offset) for n in map(int, pieces[1::2])]
             return b''.join(pieces)
     out = []
     for line in block.split(b',\n'):

@@ -386,10 +386,16 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
             **listing,
         }
         journal.record_done(shard.index, record)
-        return record
+        # The driver gets the record without its listing (100,000 entries in a large export):
+        # it reads the journal's copy on the rare occasions it needs the files.
+        return {k: v for k, v in record.items() if k not in _LISTING}
     finally:
         logger.finish()
         client.close()
+
+
+#: Keys of a shard's journal record that stay in the journal (see :func:`part_listing`).
+_LISTING = ('files', 'dirs')
 
 
 def _maybe_fault(payload: ShardPayload) -> None:
@@ -746,8 +752,10 @@ class RunShardsStep(BaseStep['ExportContext']):
         """Take shard ``index``'s files back out of the export (it runs again)."""
         journal = run.journal
         assert journal is not None
-        record = run.records.pop(index, None) or {}
-        others = {rel for i, r in run.records.items() for rel in r.get('files') or ()}
+        run.records.pop(index, None)
+        record = journal.done_record(index) or {}
+        others = {rel for i in run.records for rel in (journal.done_record(i) or {}).get('files')
+                  or ()}  # fmt: skip
         for rel in record.get('files') or ():
             if rel not in others:  # a file every part writes alike stays for the others
                 (journal.staging / rel).unlink(missing_ok=True)
