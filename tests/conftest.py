@@ -7,7 +7,8 @@ test gets a private, writable home for the price of a directory copy.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from synapse_sdk.clients import BackendClient, LocalClient
 from synapse_sdk.server.app import serve_in_thread
 from synapse_sdk.server.demo import create_demo
+from synapse_sdk.server.faults import FaultPlan
 from synapse_sdk.server.store import Store
 
 DEMO_IMAGES = 12
@@ -81,3 +83,45 @@ def http_client(live_server: str) -> Iterator[BackendClient]:
     client = BackendClient(live_server, retries=3, backoff=0.01, max_backoff=0.1)
     yield client
     client.close()
+
+
+@pytest.fixture
+def fault_plan() -> FaultPlan:
+    """An empty fault plan for ``faulty_server``; a test adds the faults it wants."""
+    return FaultPlan()
+
+
+@pytest.fixture
+def faulty_server(synapse_home: Path, fault_plan: FaultPlan) -> Iterator[str]:
+    """The REST server on 127.0.0.1 serving ``synapse_home`` with ``fault_plan`` applied;
+    yields its base URL."""
+    with serve_in_thread(synapse_home, faults=fault_plan) as url:
+        yield url
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
+    """``mount_tmpfs(name, size)`` mounts a real tmpfs of ``size`` (``64k``, ``2m``) at
+    ``tmp_path / name``, unmounted after the test; needs root, else the test is skipped with the
+    reason."""
+    mounts: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        done = subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.skip(f'cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}')
+        mounts.append(path)
+        return path
+
+    try:
+        yield mount
+    finally:
+        for path in reversed(mounts):
+            subprocess.run(['umount', '-l', str(path)], check=False)

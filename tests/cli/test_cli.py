@@ -10,15 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
-
-
-def synapse(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, 'SYNAPSE_HOME': str(home)}
-    env.pop('SYNAPSE_HOST', None)
-    return subprocess.run(
-        [*SYNAPSE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+from .helpers import synapse
 
 
 def test_help_lists_the_commands(tmp_path):
@@ -93,6 +85,7 @@ def test_unknown_plugin_and_mode_exit_2(synapse_home, tmp_path):
     assert done.returncode == 2 and "'cloud'" in done.stderr
 
 
+@pytest.mark.slow
 def test_scaffolded_plugin_runs_as_generated(synapse_home, tmp_path):
     done = synapse('plugin', 'create', 'street_export', '--category', 'export',
                    '--dir', str(tmp_path), home=synapse_home)  # fmt: skip

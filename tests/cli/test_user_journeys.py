@@ -5,22 +5,14 @@ labels or splits, and option errors that say what is allowed."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 from PIL import Image
 
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
-
-
-def synapse(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, 'SYNAPSE_HOME': str(home)}
-    env.pop('SYNAPSE_HOST', None)
-    return subprocess.run([*SYNAPSE, *args], env=env, capture_output=True, text=True, timeout=300)
+from .helpers import synapse
 
 
 def gt_export(home: Path, fmt: str, name: str, *args: str) -> subprocess.CompletedProcess[str]:

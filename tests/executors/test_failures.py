@@ -7,43 +7,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from synapse_sdk.clients import BackendClient, LocalClient
+from synapse_sdk.clients import BackendClient
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
-from synapse_sdk.plugins.executors.backends import ProcessBackend
-from synapse_sdk.plugins.executors.run import PRELOAD
 from synapse_sdk.server.app import serve_in_thread
 from synapse_sdk.server.faults import Fault, FaultPlan
 from synapse_sdk.testing import read_tree_digest
 
-from .helpers import SHARD_SIZE, assert_same_export, params_for, retries, seed_home, sharded, single
+from .helpers import SHARD_SIZE, assert_same_export, params_for, retries, sharded, single
 
 SYNAPSE = str(Path(sys.executable).with_name('synapse'))
-
-
-@pytest.fixture(scope='module')
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp('failures') / 'home'
-    seed_home(home)
-    return home
-
-
-@pytest.fixture(scope='module')
-def client(home: Path) -> Iterator[LocalClient]:
-    client = LocalClient(home)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope='module')
-def backend() -> Iterator[ProcessBackend]:
-    with ProcessBackend(2, preload=PRELOAD) as backend:
-        yield backend
 
 
 @pytest.mark.parametrize('how', ['raise', 'exit'])

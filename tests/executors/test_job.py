@@ -29,23 +29,27 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1 (all held open while choosing, so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in socks:
+            sock.bind(('127.0.0.1', 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @pytest.fixture(scope='module')
 def ray_head() -> Iterator[str]:
     """A Ray head of our own (its own temp dir and ports), stopped by its process group."""
     temp = tempfile.mkdtemp(prefix='rayh-', dir='/tmp')
-    gcs, dashboard = free_port(), free_port()
     # Every port of our own: Ray's fixed defaults (the job agent's 52365, the client server's
     # 10001) may be taken by another Ray on this machine, and the head then has no job agent.
-    ports = {name: free_port() for name in (
-        'dashboard-agent-listen-port', 'dashboard-agent-grpc-port', 'ray-client-server-port',
-        'runtime-env-agent-port', 'metrics-export-port', 'node-manager-port',
-        'object-manager-port')}  # fmt: skip
+    names = ('dashboard-agent-listen-port', 'dashboard-agent-grpc-port', 'ray-client-server-port',
+             'runtime-env-agent-port', 'metrics-export-port', 'node-manager-port',
+             'object-manager-port')  # fmt: skip
+    gcs, dashboard, *others = free_ports(2 + len(names))
+    ports = dict(zip(names, others, strict=True))
+    log = (Path(temp) / 'head.log').open('wb')  # why the head exited, if it does
     env = {**os.environ, 'PATH': f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}',
            'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0'}  # fmt: skip
     env.pop('RAY_ADDRESS', None)
@@ -54,13 +58,15 @@ def ray_head() -> Iterator[str]:
          '--include-dashboard=true', '--dashboard-host=127.0.0.1',
          f'--dashboard-port={dashboard}', f'--temp-dir={temp}', '--disable-usage-stats',
          *(f'--{name}={port}' for name, port in ports.items())],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f'http://127.0.0.1:{dashboard}'
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert head.poll() is None, 'ray start --head exited'
+            if head.poll() is not None:
+                tail = (Path(temp) / 'head.log').read_text(errors='replace')[-3000:]
+                pytest.fail(f'ray start --head exited with {head.returncode}:\n{tail}')
             try:
                 if httpx.get(f'{url}/api/version', timeout=2).status_code < 500:
                     break
@@ -70,12 +76,16 @@ def ray_head() -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # ray start --block stops the head on SIGTERM
+        # SIGTERM to the group stops the head's servers, but `ray start --block` itself (and
+        # the autoscaler monitor) outlive it by far more than the grace we give them here.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            head.wait(timeout=8)
+            head.wait(timeout=2)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)  # whatever of the head's group is left
         head.wait(timeout=10)
+        log.close()
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -17,7 +17,6 @@ import ray
 from typer.testing import CliRunner
 
 from synapse_sdk.cli.main import app
-from synapse_sdk.clients import LocalClient
 from synapse_sdk.errors import StepError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
@@ -34,7 +33,6 @@ from .helpers import (
     assert_same_export,
     params_for,
     retries,
-    seed_home,
     sharded,
     single,
 )
@@ -54,20 +52,6 @@ def ray_session() -> Iterator[None]:
     with kept_signal_handlers():
         ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
-
-
-@pytest.fixture(scope='module')
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp('ray') / 'home'
-    seed_home(home)
-    return home
-
-
-@pytest.fixture(scope='module')
-def client(home: Path) -> Iterator[LocalClient]:
-    client = LocalClient(home)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope='module')

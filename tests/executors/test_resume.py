@@ -53,7 +53,9 @@ def test_kill_9_mid_export_then_resume_gives_the_same_tree(tmp_path: Path) -> No
     home = tmp_path / 'home'
     seed_home(home)
     final = home / 'storage' / 'exports' / 'crashed'
-    env = cli_env(home, SYNAPSE_SHARD_FAULT='4:1:hang')  # shard 4 of 6 never ends
+    # The last shard (5 of 0..5) never ends: a worker may take a second shard queued behind
+    # its running one, and one queued behind a hung shard would never finish either.
+    env = cli_env(home, SYNAPSE_SHARD_FAULT='5:1:hang')
     proc = subprocess.Popen([SYNAPSE, *EXPORT, '--workers', '2'], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
-from synapse_sdk.clients import LocalClient
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
-from synapse_sdk.plugins.executors.backends import ProcessBackend
-from synapse_sdk.plugins.executors.run import PRELOAD
 from synapse_sdk.testing import read_tree_digest
 
 from .helpers import (
@@ -30,27 +25,6 @@ from .helpers import (
     sharded,
     single,
 )
-
-
-@pytest.fixture(scope='module')
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp('workers') / 'home'
-    seed_home(home)
-    return home
-
-
-@pytest.fixture(scope='module')
-def client(home: Path) -> Iterator[LocalClient]:
-    client = LocalClient(home)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope='module')
-def backend() -> Iterator[ProcessBackend]:
-    """Two worker processes shared by the module's runs (each run would start its own)."""
-    with ProcessBackend(2, preload=PRELOAD) as backend:
-        yield backend
 
 
 @pytest.mark.parametrize('target', TARGETS)

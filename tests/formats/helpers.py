@@ -17,6 +17,8 @@ from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.names import StemAllocator
 from synapse_sdk.formats.report import ExportReport
 from synapse_sdk.formats.split import parse_split
+from synapse_sdk.plugins.discovery import load_plugin
+from synapse_sdk.testing import run_export
 
 DATA = Path(__file__).resolve().parent.parent / 'data' / 'formats'
 
@@ -99,3 +101,12 @@ def tree(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob('*'))
         if p.is_file()
     }
+
+
+def plugin_export(client: Any, fmt: str, name: str, split: str) -> tuple[dict[str, Any], Path]:
+    """The built-in ``fmt`` plugin exporting project 1's tasks split by ``split``, every item
+    written (else the test fails with the errors); the result and the published folder."""
+    action = load_plugin(fmt).get_action('export')
+    result = run_export(action, client, name=name, extra_params={'split': split})
+    assert result['failed_count'] == 0, result['errors']
+    return result, Path(result['output_path'])

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +33,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / 'tmpfs'
-    mount.mkdir()
-    done = subprocess.run(
-        ['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f'cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}')
-    try:
-        yield mount
-    finally:
-        subprocess.run(['umount', '-l', str(mount)], check=False)
+def tmpfs(mount_tmpfs: Callable[[str, str], Path]) -> Path:
+    return mount_tmpfs('tmpfs', '2m')
 
 
 def _fill(mount: Path, leave: int) -> Path:

@@ -14,12 +14,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from tests.formats.helpers import DATA, export, make_items
+from tests.formats.helpers import DATA, export, make_items, plugin_export
 
 from synapse_sdk.formats.labelme.reader import read_dataset
-from synapse_sdk.loggers import MemoryLogger
-from synapse_sdk.plugins.context import RuntimeContext
-from synapse_sdk.plugins.discovery import load_plugin
 
 SCHEMA = json.loads((DATA / 'labelme.schema.json').read_text(encoding='utf-8'))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -65,14 +62,7 @@ def test_the_schema_refuses_what_labelme_refuses(bad: dict[str, Any]) -> None:
 
 
 def test_plugin_export_validates_and_imports_back(local_client: Any, tmp_path: Path) -> None:
-    params = {
-        'name': 'lm', 'storage': 1, 'path': 'exports', 'target': 'task',
-        'filter': {'project': 1}, 'extra_params': {'split': 'train=0.8,val=0.2'},
-    }  # fmt: skip
-    action = load_plugin('labelme').get_action('export')
-    result = action.dispatch(params, RuntimeContext(MemoryLogger(), local_client))
-    assert result['failed_count'] == 0, result['errors']
-    out = Path(result['output_path'])
+    _, out = plugin_export(local_client, 'labelme', 'lm', 'train=0.8,val=0.2')
     files = _files(out)
     tasks = list(local_client.get_tasks({'project': 1})[0])
     assert len(files) == len(tasks)

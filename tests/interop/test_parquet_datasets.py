@@ -12,12 +12,9 @@ from typing import Any
 import datasets
 import pytest
 from PIL import Image as PILImage
-from tests.formats.helpers import class_map, export, make_items
+from tests.formats.helpers import class_map, export, make_items, plugin_export
 
 from synapse_sdk.formats.parquet.reader import read_dataset
-from synapse_sdk.loggers import MemoryLogger
-from synapse_sdk.plugins.context import RuntimeContext
-from synapse_sdk.plugins.discovery import load_plugin
 
 
 @pytest.fixture(autouse=True)
@@ -61,14 +58,7 @@ def test_load_dataset_gives_named_classes_splits_and_images(tmp_path: Path) -> N
 
 
 def test_plugin_export_loads_in_datasets(local_client: Any, tmp_path: Path) -> None:
-    params = {
-        'name': 'pq', 'storage': 1, 'path': 'exports', 'target': 'task',
-        'filter': {'project': 1}, 'extra_params': {'split': 'train=0.7,val=0.3'},
-    }  # fmt: skip
-    action = load_plugin('parquet').get_action('export')
-    result = action.dispatch(params, RuntimeContext(MemoryLogger(), local_client))
-    assert result['failed_count'] == 0, result['errors']
-    out = Path(result['output_path'])
+    _, out = plugin_export(local_client, 'parquet', 'pq', 'train=0.7,val=0.3')
     assert not (out / 'images').exists()
     loaded = _load('parquet', data_dir=str(out / 'data'), cache=tmp_path / 'c')
     tasks = list(local_client.get_tasks({'project': 1})[0])

@@ -7,15 +7,14 @@ connection holds locked for the whole run.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from tests.cli.helpers import synapse
 
 from synapse_sdk.errors import ParamsError, StepError
 from synapse_sdk.loggers import BackendLogger, JsonlLogger, MemoryLogger
@@ -27,8 +26,6 @@ from synapse_sdk.plugins.steps import (
     StepResult,
 )
 from synapse_sdk.server.store import Store
-
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
 
 BROKEN_PLUGIN = {
     'config.yaml': 'name: broken\ncode: broken\nversion: 1.0.0\ncategory: export\n\n'
@@ -47,26 +44,10 @@ BROKEN_PLUGIN = {
 }
 
 
-def synapse(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, 'SYNAPSE_HOME': str(home), **env}
-    full.pop('SYNAPSE_HOST', None)
-    return subprocess.run([*SYNAPSE, *args], env=full, capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+def tiny_disk(mount_tmpfs: Callable[[str, str], Path]) -> Path:
     """A 64 KiB tmpfs (needs root; skipped otherwise, /dev/full covers the same path)."""
-    mount = tmp_path / 'tiny'
-    mount.mkdir()
-    done = subprocess.run(
-        ['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f'cannot mount a tmpfs here: {done.stderr.decode().strip()}')
-    try:
-        yield mount
-    finally:
-        subprocess.run(['umount', '-l', str(mount)], check=False)
+    return mount_tmpfs('tiny', '64k')
 
 
 @pytest.fixture

@@ -16,20 +16,14 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.cli.helpers import SYNAPSE, synapse
 
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage
 from synapse_sdk.server.importer import import_dataset
 from synapse_sdk.server.media import staging_root
 from synapse_sdk.server.store import Store
 
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def synapse(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, 'SYNAPSE_HOME': str(home)}
-    env.pop('SYNAPSE_HOST', None)
-    return subprocess.run([*SYNAPSE, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def coco_dataset(root: Path, n: int, image_bytes: int = 2048) -> Path:
@@ -143,16 +137,20 @@ def test_a_live_import_staging_folder_is_not_recovered_by_another_store(tmp_path
     src.write_bytes(b'x' * 100)
     home = tmp_path / 'home'
     seen: list[int] = []
+    took: list[float] = []
 
     def images() -> Any:
         yield ImportedImage('a.jpg', src, 4, 4)
+        started = time.monotonic()
         with Store(home):  # another process opening the store meanwhile
             seen.append(len(list(staging_root(home).glob('import-*/*/a.jpg'))))
+        took.append(time.monotonic() - started)
         yield ImportedImage('b.jpg', src, 4, 4)
 
     with Store(home) as store:
         out = import_dataset(store, ImportedDataset({'classes': []}, images()))
     assert seen == [1]
+    assert took[0] < 10, 'closing the other store waited for the import (busy timeout)'
     assert out['data_units'] == 2 and len(media_files(home)) == 2
 
 

@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1: a moto S3 server and a scriptable stdlib HTTP server."""
+"""Real servers on 127.0.0.1 (a moto S3 server and a scriptable stdlib HTTP server) and a
+``file_system`` storage in a temporary folder."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from synapse_sdk.storage import StorageLocation, open_storage
 
 ACCESS_KEY = 'AKIAEXAMPLEACCESSKEY'
 SECRET_KEY = 'sEcReT/abc+def/not-a-real-secret-key-0001'
@@ -22,6 +26,27 @@ SECRET_KEY = 'sEcReT/abc+def/not-a-real-secret-key-0001'
 def _private_staging_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
     """Object-store exports stage under ``$SYNAPSE_STAGING_DIR``: one per test, not /tmp."""
     monkeypatch.setenv('SYNAPSE_STAGING_DIR', str(tmp_path_factory.mktemp('s3-staging')))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty folder for a ``file_system`` storage."""
+    path = tmp_path / 'storage-root'
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def location(root: Path) -> StorageLocation:
+    """A ``file_system`` storage (id 1) at ``root``."""
+    return open_storage(
+        {
+            'id': 1,
+            'name': 'local',
+            'provider': 'file_system',
+            'configuration': {'location': str(root)},
+        }
+    )
 
 
 @pytest.fixture(scope='session')

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from tests.cli.helpers import synapse
 
 from .conftest import ACCESS_KEY, SECRET_KEY
 
 pytest.importorskip('s3fs')
 
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
 
-
-def synapse(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, 'SYNAPSE_HOME': str(home), **env}
-    full.pop('SYNAPSE_HOST', None)
-    return subprocess.run([*SYNAPSE, *args], env=full, capture_output=True, text=True, timeout=300)
-
-
+@pytest.mark.slow
 def test_add_s3_checks_the_bucket_and_never_prints_secrets(
     synapse_home: Path, moto_endpoint: str
 ) -> None:

@@ -4,9 +4,6 @@ reason, in real exports: the CLI on the embedded store, and over HTTP from the r
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.cli.helpers import synapse
 
 from synapse_sdk.clients import BackendClient, LocalClient
 from synapse_sdk.loggers import MemoryLogger
@@ -26,7 +24,6 @@ from synapse_sdk.storage import Downloader, DownloadError
 from synapse_sdk.storage.download import SourcePolicy
 
 PASSWD = Path('/etc/passwd')
-SYNAPSE = [sys.executable, '-m', 'synapse_sdk.cli.main']
 
 
 def forbidden_contents(home: Path) -> list[bytes]:
@@ -106,14 +103,8 @@ def _hostile_store(home: Path) -> dict[int, str]:
 
 def test_cli_export_refuses_hostile_store_rows(synapse_home: Path) -> None:
     cases = _hostile_store(synapse_home)
-    env = {**os.environ, 'SYNAPSE_HOME': str(synapse_home)}
-    env.pop('SYNAPSE_HOST', None)
-    done = subprocess.run(
-        [*SYNAPSE, 'export', 'coco', '--project', '1', '--name', 'hostile', '--quiet'],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = synapse(
+        'export', 'coco', '--project', '1', '--name', 'hostile', '--quiet', home=synapse_home
     )
     output = synapse_home / 'storage' / 'exports' / 'hostile'
     assert output.is_dir(), done.stderr

@@ -7,13 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from synapse_sdk.retry import RetryPolicy
-from synapse_sdk.server.app import serve_in_thread
 from synapse_sdk.server.faults import Fault, FaultPlan
 from synapse_sdk.storage import Downloader, DownloadError
 from synapse_sdk.storage.download import SourcePolicy, parse_checksum
@@ -32,17 +30,6 @@ def media(synapse_home: Path) -> tuple[Path, bytes]:
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
     return path, data
-
-
-@pytest.fixture
-def plan() -> FaultPlan:
-    return FaultPlan()
-
-
-@pytest.fixture
-def server(synapse_home: Path, plan: FaultPlan) -> Iterator[str]:
-    with serve_in_thread(synapse_home, faults=plan) as url:
-        yield url
 
 
 def fast(**kwargs: object) -> Downloader:
@@ -92,10 +79,10 @@ def test_local_size_and_checksum_are_checked(media: tuple[Path, bytes], tmp_path
 
 
 def test_truncated_http_image_fails_its_checksum(
-    server: str, media: tuple[Path, bytes], tmp_path: Path
+    faulty_server: str, media: tuple[Path, bytes], tmp_path: Path
 ) -> None:
     _, data = media
-    url = f'{server}media/big/photo.jpg'
+    url = f'{faulty_server}media/big/photo.jpg'
     with fast() as downloader:
         with pytest.raises(DownloadError, match='checksum mismatch') as info:
             downloader.download(url, tmp_path / 'x.jpg', checksum=sha(data[:-1] + b'!'))
@@ -108,24 +95,24 @@ def test_truncated_http_image_fails_its_checksum(
 
 
 def test_dropped_connection_resumes_with_a_range_request(
-    server: str, plan: FaultPlan, media: tuple[Path, bytes], tmp_path: Path
+    faulty_server: str, fault_plan: FaultPlan, media: tuple[Path, bytes], tmp_path: Path
 ) -> None:
     _, data = media
-    plan.add(Fault('drop', path='/media/', times=1))
+    fault_plan.add(Fault('drop', path='/media/', times=1))
     with fast() as downloader:
         downloader.download(
-            f'{server}media/big/photo.jpg', tmp_path / 'p.jpg', size=BIG, checksum=sha(data)
+            f'{faulty_server}media/big/photo.jpg', tmp_path / 'p.jpg', size=BIG, checksum=sha(data)
         )
     assert (tmp_path / 'p.jpg').read_bytes() == data
-    assert plan.fired == [('drop', '/media/big/photo.jpg')]
-    ranges = [rng for method, path, rng in plan.requests if path == '/media/big/photo.jpg']
+    assert fault_plan.fired == [('drop', '/media/big/photo.jpg')]
+    ranges = [rng for method, path, rng in fault_plan.requests if path == '/media/big/photo.jpg']
     assert len(ranges) == 2 and ranges[0] is None
     start = int(ranges[1].removeprefix('bytes=').rstrip('-'))  # type: ignore[union-attr]
     assert 0 < start < BIG  # resumed where the cut happened, not from byte 0
 
 
 def test_a_changed_file_restarts_instead_of_mixing_versions(
-    server: str, plan: FaultPlan, media: tuple[Path, bytes], tmp_path: Path
+    faulty_server: str, fault_plan: FaultPlan, media: tuple[Path, bytes], tmp_path: Path
 ) -> None:
     """If-Range: when the file changed between the cut and the resume, start over."""
     path, _ = media
@@ -136,12 +123,12 @@ def test_a_changed_file_restarts_instead_of_mixing_versions(
         later = time.time() + 10
         os.utime(path, (later, later))
 
-    plan.add(Fault('drop', path='/media/', times=1))
+    fault_plan.add(Fault('drop', path='/media/', times=1))
     retry = RetryPolicy(retries=2, sleep=change_the_file)
     with fast(retry=retry) as downloader:
-        downloader.download(f'{server}media/big/photo.jpg', tmp_path / 'c.jpg')
+        downloader.download(f'{faulty_server}media/big/photo.jpg', tmp_path / 'c.jpg')
     assert (tmp_path / 'c.jpg').read_bytes() == new
-    ranges = [rng for _m, p, rng in plan.requests if p == '/media/big/photo.jpg']
+    ranges = [rng for _m, p, rng in fault_plan.requests if p == '/media/big/photo.jpg']
     assert ranges[1] is not None  # it asked to resume; the server said the file changed
 
 

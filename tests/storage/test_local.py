@@ -18,25 +18,6 @@ from synapse_sdk.storage import LocalStorage, StorageLocation, open_storage
 from synapse_sdk.storage import local as local_mod
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / 'storage-root'
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def location(root: Path) -> StorageLocation:
-    return open_storage(
-        {
-            'id': 1,
-            'name': 'local',
-            'provider': 'file_system',
-            'configuration': {'location': str(root)},
-        }
-    )
-
-
 def _visible(path: Path) -> list[str]:
     return sorted(p.name for p in path.iterdir())
 

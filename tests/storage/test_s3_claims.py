@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,15 @@ from .conftest import SECRET_KEY
 pytest.importorskip('s3fs')
 
 RACE = r"""
-import json, sys, time
+import json, sys
 from synapse_sdk.storage import open_storage
-record, who, start_at = json.loads(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+record, who = json.loads(sys.argv[1]), sys.argv[2]
 loc = open_storage(record)
 staging = loc.staging_dir("race", "same")
 for i in range(12):
     (staging / f"part-{i:02d}.txt").write_text(who)
-while time.time() < start_at:
-    time.sleep(0.001)
+print("ready", flush=True)
+sys.stdin.readline()  # the parent's go, once every writer is ready
 print(loc.publish(staging, "race", "same"), flush=True)
 """
 
@@ -72,16 +71,25 @@ def storage(record: dict[str, Any]) -> ObjectStorage:
 
 @pytest.mark.slow
 def test_racing_processes_never_share_a_name(s3_record: dict[str, Any]) -> None:
-    start_at = time.time() + 4  # all three have started and staged by then
     procs = [
         subprocess.Popen(
-            [sys.executable, '-c', RACE, json.dumps(s3_record), f'writer-{i}', str(start_at)],
+            [sys.executable, '-c', RACE, json.dumps(s3_record), f'writer-{i}'],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(3)
     ]
+    for proc in procs:  # all three have started and staged...
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != 'ready':
+            proc.kill()
+            pytest.fail(f'a writer failed before publishing: {proc.communicate()[1]}')
+    for proc in procs:  # ...then all publish at once
+        assert proc.stdin is not None
+        proc.stdin.write('go\n')
+        proc.stdin.flush()
     finals = {}
     for i, proc in enumerate(procs):
         out, err = proc.communicate(timeout=120)

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from synapse_sdk.errors import StorageError
-from synapse_sdk.storage import StorageLocation, open_storage
+from synapse_sdk.storage import StorageLocation
 from synapse_sdk.storage.staging import META_DIR, OWNER_FILE, Owner, staging_name
 
 HOLD = r"""
@@ -56,20 +56,6 @@ class Holder:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    path = tmp_path / 'storage-root'
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def location(root: Path) -> StorageLocation:
-    return open_storage(
-        {'id': 1, 'provider': 'file_system', 'configuration': {'location': str(root)}}
-    )
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from pydantic import ConfigDict
+from tests.plugins.export.helpers import SpecExporter, action_for
 
-from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction, ExportParams
+from synapse_sdk.plugins.actions.export import ExportAction, ExportParams
 from synapse_sdk.plugins.discovery import load_plugin
 from synapse_sdk.testing import (
     DemoBackend,
@@ -24,30 +24,6 @@ from synapse_sdk.testing import (
     seeded_home,
 )
 from synapse_sdk.testing.helpers import demo_backend
-
-
-class SpecExporter(BaseExporter):
-    """The spec's ``MyExporter``: a converted document per item, plus a metadata file."""
-
-    def convert_data(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            'id': data.get('id'),
-            'filename': data.get('files', {}).get('file_name_original'),
-            'annotations': data.get('data', {}).get('annotations', []),
-        }
-
-    def additional_file_saving(self, unique_export_path: Path) -> None:
-        metadata = {'export_name': self.params.get('name'), 'total_items': self.params.get('count')}
-        (unique_export_path / 'metadata.json').write_bytes(orjson.dumps(metadata))
-
-
-def action_for(exporter: type[BaseExporter], **attrs: Any) -> type[ExportAction]:
-    def entrypoint(self: ExportAction) -> type[BaseExporter]:
-        return exporter
-
-    body = {'action_name': 'export', 'entrypoint': property(entrypoint), **attrs}
-    return type(f'{exporter.__name__}Action', (ExportAction,), body)
-
 
 SpecExportAction = action_for(SpecExporter)
 

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import os
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from synapse_sdk._lazy import lazy_exports
 from synapse_sdk.clients.base import ClientBase, LazyResults
 
 if TYPE_CHECKING:
@@ -19,13 +19,7 @@ __all__ = ['BackendClient', 'ClientBase', 'LazyResults', 'LocalClient', 'default
 _MODULES = {'BackendClient': 'backend', 'LocalClient': 'local'}
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(import_module(f'{__name__}.{module}'), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)
 
 
 def default_client() -> BackendClient | LocalClient:

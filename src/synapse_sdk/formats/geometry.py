@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from synapse_sdk.formats.base import ItemLog
 
 Point = tuple[float, float]
+_T = TypeVar('_T')
 
 #: Largest absolute coordinate accepted (pixels); beyond it a value is not a position in an image.
 LIMIT = float(1 << 31)
@@ -72,6 +73,15 @@ def box4(values: Any, what: str = 'bbox') -> tuple[float, float, float, float]:
         if not -LIMIT <= v <= LIMIT:
             raise Unsupported(f'{what} is not 4 finite numbers')
     return float(x), float(y), float(w), float(h)
+
+
+def sized_box(values: Any) -> tuple[float, float, float, float]:
+    """:func:`box4` of a box with an area (a box of zero or negative width or height is not
+    one: :class:`Unsupported`)."""
+    box = box4(values)
+    if box[2] <= 0 or box[3] <= 0:
+        raise Unsupported('bounding_box with zero or negative size')
+    return box
 
 
 def points2(points: Any, what: str = 'points') -> list[Point]:
@@ -191,26 +201,15 @@ def plain_points_box(
     """
     if type(points) is not list or len(points) < 3:
         return None
-    x0 = y0 = math.inf
-    x1 = y1 = -math.inf
     for p in points:
         if type(p) is not list or len(p) < 2:
             return None
         px, py = p[0], p[1]
         if type(px) not in _PLAIN_NUMBER or type(py) not in _PLAIN_NUMBER:
             return None
-        px, py = float(px), float(py)
         if not (0.0 <= px <= width and 0.0 <= py <= height):  # NaN is not
             return None
-        if px < x0:
-            x0 = px
-        if px > x1:
-            x1 = px
-        if py < y0:
-            y0 = py
-        if py > y1:
-            y1 = py
-    w, h = x1 - x0, y1 - y0
+    x0, y0, w, h = enclosing_box(points)
     if not (w > 0.0 and h > 0.0 and x0 + w <= width and y0 + h <= height):
         return None
     return x0, y0, w, h
@@ -299,6 +298,56 @@ def clamp_points(
         changed = changed or (cx, cy) != (x, y)
         out.append((cx, cy))
     return out, changed
+
+
+def clamp_reported(clamped: tuple[_T, bool], log: ItemLog) -> _T:
+    """What :func:`clamp_box` or :func:`clamp_points` returned, a clip counted in ``log``:
+    ``box = clamp_reported(clamp_box(bbox, w, h), log)``."""
+    value, changed = clamped
+    if changed:
+        log.clamp()
+    return value
+
+
+def clamped_polygon(
+    ann: dict[str, Any], width: float, height: float, log: ItemLog
+) -> tuple[list[Point], float]:
+    """A polygon annotation's points clipped to the image (reported) and its area.
+
+    Raises :class:`Unsupported` for points that are not finite pairs, fewer than 3 points, or
+    no area left inside the image.
+    """
+    points = points2(ann.get('points'))
+    if len(points) < 3:
+        raise Unsupported('polygon with fewer than 3 points')
+    points = clamp_reported(clamp_points(points, width, height), log)
+    area = polygon_area(points)
+    if area <= 0:
+        raise Unsupported('polygon with zero area')
+    return points, area
+
+
+def named_keypoints(
+    ann: dict[str, Any], names: Sequence[str] | None
+) -> list[tuple[str, float, float, int]]:
+    """A keypoint annotation's points with their configured names: ``(name, x, y, v)``.
+
+    ``v`` is 2 when a point has none. Raises :class:`Unsupported` when the class names no
+    keypoints, the count differs from the names, or a point is not finite with ``v`` 0, 1 or 2.
+    """
+    if not names:
+        raise Unsupported('keypoint class has no keypoint names in the configuration')
+    kps = list(ann.get('keypoints') or [])
+    if len(kps) != len(names):
+        raise Unsupported(f'{len(kps)} keypoints, the configuration names {len(names)}')
+    out = []
+    for name, kp in zip(names, kps, strict=True):
+        x, y = float(kp[0]), float(kp[1])
+        v = int(kp[2]) if len(kp) > 2 else 2
+        if v not in (0, 1, 2) or not (math.isfinite(x) and math.isfinite(y)):
+            raise Unsupported(f'keypoint ({x}, {y}, {v}) is not a point with v 0, 1 or 2')
+        out.append((name, x, y, v))
+    return out
 
 
 def annotation_box(

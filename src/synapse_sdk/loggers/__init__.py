@@ -5,9 +5,9 @@ The console logger (rich) is imported when first used, so a run that logs elsewh
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from synapse_sdk._lazy import lazy_exports
 from synapse_sdk.loggers.backend import BackendLogger
 from synapse_sdk.loggers.base import BaseLogger, MemoryLogger, NullLogger
 from synapse_sdk.loggers.jsonl import JsonlLogger
@@ -25,9 +25,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name != 'ConsoleLogger':
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = import_module(f'{__name__}.console').ConsoleLogger
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, {'ConsoleLogger': 'console'})

@@ -128,7 +128,11 @@ class Store:
             conns, self._connections = self._connections, []
         for i, conn in enumerate(conns):
             if i == 0:
+                # Only when no one else is writing: a live import in another process would
+                # otherwise hold this close for the whole busy timeout (30 s). The last
+                # connection to close checkpoints the WAL anyway.
                 with contextlib.suppress(sqlite3.Error):
+                    conn.execute('PRAGMA busy_timeout=0')
                     conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
             conn.close()
         self._local = threading.local()

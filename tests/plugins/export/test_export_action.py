@@ -10,43 +10,11 @@ import orjson
 import pytest
 
 from synapse_sdk.errors import ExportError, ParamsError, StepError
-from synapse_sdk.loggers import MemoryLogger
-from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
-from synapse_sdk.plugins.context import RuntimeContext
 from synapse_sdk.server.store import Store
 
+from .helpers import SpecExporter, action_for, run, storage_root
 
-class JsonExporter(BaseExporter):
-    """Like the spec's MyExporter: a converted document per item, plus a metadata file."""
-
-    def convert_data(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {
-            'id': data.get('id'),
-            'filename': data.get('files', {}).get('file_name_original'),
-            'annotations': data.get('data', {}).get('annotations', []),
-        }
-
-    def additional_file_saving(self, unique_export_path: Path) -> None:
-        meta = {'export_name': self.params.get('name'), 'total_items': self.params.get('count')}
-        (unique_export_path / 'metadata.json').write_bytes(orjson.dumps(meta))
-
-
-class JsonExportAction(ExportAction):
-    action_name = 'json_export'
-
-    @property
-    def entrypoint(self) -> type[BaseExporter]:
-        return JsonExporter
-
-
-def storage_root(client: Any) -> Path:
-    return Path(client.get_storage(1)['configuration']['location'])
-
-
-def run(client: Any, action: type[ExportAction] = JsonExportAction, **params: Any) -> Any:
-    base = {'name': 'out', 'storage': 1, 'path': 'exports', 'target': 'task'}
-    base['filter'] = {'project': 1}
-    return action.dispatch({**base, **params}, RuntimeContext(MemoryLogger(), client))
+JsonExportAction = action_for(SpecExporter, action_name='json_export')
 
 
 def item_ids(out: Path) -> list[int]:
@@ -74,7 +42,12 @@ def test_each_target_exports_every_selected_record_once(local_client, target, fi
     expected = records(local_client, target, filters)
     # sample_policy all: every record is a sample (the default keeps one per data unit)
     result = run(
-        local_client, target=target, filter=filters, save_original_file=False, sample_policy='all'
+        local_client,
+        JsonExportAction,
+        target=target,
+        filter=filters,
+        save_original_file=False,
+        sample_policy='all',
     )
     out = Path(result['output_path'])
     assert out == storage_root(local_client) / 'exports' / 'out'
@@ -89,7 +62,7 @@ def test_each_target_exports_every_selected_record_once(local_client, target, fi
 
 
 def test_over_http_originals_match_byte_for_byte(http_client, synapse_home):
-    result = run(http_client)
+    result = run(http_client, JsonExportAction)
     out = Path(result['output_path'])
     tasks = records(http_client, 'task', {'project': 1})
     originals = sorted((out / 'origin_files').iterdir())
@@ -111,8 +84,8 @@ def test_over_http_originals_match_byte_for_byte(http_client, synapse_home):
 
 
 def test_name_collisions_get_numbered(local_client):
-    first = run(local_client, save_original_file=False)['output_path']
-    second = run(local_client, save_original_file=False)['output_path']
+    first = run(local_client, JsonExportAction, save_original_file=False)['output_path']
+    second = run(local_client, JsonExportAction, save_original_file=False)['output_path']
     assert Path(second).name == 'out(1)' and Path(first).name == 'out'
 
 
@@ -125,7 +98,7 @@ def test_broken_record_is_reported_and_the_rest_exported(local_client, synapse_h
         )
     store.close()
 
-    class Picky(JsonExporter):
+    class Picky(SpecExporter):
         def convert_data(self, data):
             if not data.get('files'):
                 raise ValueError('record has no data unit')
@@ -153,7 +126,7 @@ def test_broken_record_is_reported_and_the_rest_exported(local_client, synapse_h
 
 
 def test_crash_mid_save_leaves_nothing_at_the_final_path(local_client):
-    class Crashing(JsonExporter):
+    class Crashing(SpecExporter):
         def save_as_json(self, result, base_path, error_file_list):
             if self.current and self.current.id == 3:
                 raise KeyboardInterrupt  # not an item error: the run dies here
@@ -172,7 +145,7 @@ def test_crash_mid_save_leaves_nothing_at_the_final_path(local_client):
 
 
 def test_every_item_failing_fails_the_export_and_rolls_back(local_client):
-    class Hopeless(JsonExporter):
+    class Hopeless(SpecExporter):
         def convert_data(self, data):
             raise ValueError('nope')
 
@@ -210,7 +183,7 @@ def test_bad_params_are_refused_before_any_directory_is_made(local_client, param
     root = storage_root(local_client)
     before = sorted(p.relative_to(root) for p in root.rglob('*')) if root.exists() else []
     with pytest.raises(ParamsError) as info:
-        run(local_client, **params)
+        run(local_client, JsonExportAction, **params)
     assert field in [f for f, _ in info.value.errors]
     after = sorted(p.relative_to(root) for p in root.rglob('*')) if root.exists() else []
     assert after == before
@@ -226,7 +199,7 @@ def test_failed_download_is_reported_and_the_export_goes_on(local_client, synaps
         )
     store.close()
     total = len(records(local_client, 'task', {'project': 1}))
-    result = run(local_client)
+    result = run(local_client, JsonExportAction)
     out = Path(result['output_path'])
     assert result['exported_count'] == total and result['failed_count'] == 0
     assert result['original_file_metrics'] == {'stand_by': 0, 'success': total - 1, 'failed': 1}

@@ -14,7 +14,6 @@ from synapse_sdk.errors import ExportError, ItemExportError, StepError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.actions.export import (
     BaseExporter,
-    ExportAction,
     ExportTargetHandler,
     TargetHandlerFactory,
 )
@@ -22,26 +21,13 @@ from synapse_sdk.plugins.builtin import formats
 from synapse_sdk.plugins.context import RuntimeContext
 from synapse_sdk.server.store import Store
 
-
-def action_for(exporter: type[BaseExporter], **attrs: Any) -> type[ExportAction]:
-    def entrypoint(self: ExportAction) -> type[BaseExporter]:
-        return exporter
-
-    body = {'action_name': 'export', 'entrypoint': property(entrypoint), **attrs}
-    return type(f'{exporter.__name__}Action', (ExportAction,), body)
-
+from .helpers import action_for, run, storage_root
 
 TemplateAction = action_for(BaseExporter)
 
 
-def run(client: Any, action: type[ExportAction] = TemplateAction, **params: Any) -> Any:
-    base = {'name': 'out', 'storage': 1, 'path': 'exports', 'target': 'task'}
-    base['filter'] = {'project': 1}
-    return action.dispatch({**base, **params}, RuntimeContext(MemoryLogger(), client))
-
-
 def exports(client: Any) -> Path:
-    return Path(client.get_storage(1)['configuration']['location']) / 'exports'
+    return storage_root(client) / 'exports'
 
 
 def nothing_published(client: Any) -> bool:
@@ -222,7 +208,7 @@ def test_records_added_or_removed_mid_export_are_reported(synapse_home):
 # -- reports are indented ----------------------------------------------------------------------
 def test_reports_are_written_indented(local_client, synapse_home):
     add_task(synapse_home, 'nofile.jpg', {'annotations': []})
-    out = Path(run(local_client)['output_path'])
+    out = Path(run(local_client, TemplateAction)['output_path'])
     for name in ('export_report.json', 'error_file_list.json'):
         text = (out / name).read_text(encoding='utf-8')
         assert text.startswith(('{\n  "', '[\n  {\n    "')), text[:40]

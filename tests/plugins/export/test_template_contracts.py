@@ -34,25 +34,9 @@ from synapse_sdk.plugins.discovery import load_plugin
 from synapse_sdk.plugins.steps import BaseStep, StepRegistry, StepResult
 from synapse_sdk.server.store import Store
 
+from .helpers import action_for, run, storage_root
+
 SPEC = Path(__file__).parents[2] / 'data' / 'spec' / 'export-actions.md'
-
-
-def action_for(exporter: type[BaseExporter], **attrs: Any) -> type[ExportAction]:
-    def entrypoint(self: ExportAction) -> type[BaseExporter]:
-        return exporter
-
-    body = {'action_name': 'export', 'entrypoint': property(entrypoint), **attrs}
-    return type(f'{exporter.__name__}Action', (ExportAction,), body)
-
-
-def run(client: Any, action: type[ExportAction], **params: Any) -> dict[str, Any]:
-    base = {'name': 'out', 'storage': 1, 'path': 'exports', 'target': 'task'}
-    base['filter'] = {'project': 1}
-    return action.dispatch({**base, **params}, RuntimeContext(MemoryLogger(), client))
-
-
-def storage_root(client: Any) -> Path:
-    return Path(client.get_storage(1)['configuration']['location'])
 
 
 def task_count(client: Any) -> int:

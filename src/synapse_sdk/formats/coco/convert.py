@@ -33,19 +33,20 @@ from typing import Any
 from synapse_sdk.formats.base import ItemLog, Unsupported, is_label_only
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.geometry import (
-    Point,
     box4,
     check_mask,
     clamp_box,
     clamp_points,
+    clamp_reported,
+    clamped_polygon,
     enclosing_box,
     finite,
     keypoints3,
-    points2,
     polygon_area,
     rle_area,
     rle_bbox,
     rotated_corners,
+    sized_box,
 )
 
 _TOOLS = ('bounding_box', 'polygon', 'segmentation', 'keypoint')
@@ -108,13 +109,6 @@ def image_to_coco(
     return image
 
 
-def _clamp_points(points: list[Point], w: int, h: int, log: ItemLog) -> list[Point]:
-    pts, changed = clamp_points(points, w, h)
-    if changed:
-        log.clamp()
-    return pts
-
-
 def annotation_to_coco(
     ann: dict[str, Any],
     *,
@@ -141,20 +135,17 @@ def annotation_to_coco(
     ):
         raise Unsupported('image-level label: coco has only objects')
     if tool == 'bounding_box':
-        x, y, bw, bh = box4(ann.get('bbox'))
-        if bw <= 0 or bh <= 0:
-            raise Unsupported('bounding_box with zero or negative size')
+        x, y, bw, bh = sized_box(ann.get('bbox'))
         rotation = finite(ann['rotation'], 'rotation') if ann.get('rotation') else 0.0
         if rotation % (2 * math.pi):
-            corners = _clamp_points(rotated_corners((x, y, bw, bh), rotation), w, h, log)
+            exact = rotated_corners((x, y, bw, bh), rotation)
+            corners = clamp_reported(clamp_points(exact, w, h), log)
             out['bbox'] = enclosing_box(corners)
             out['area'] = polygon_area(corners)
             out['segmentation'] = [[c for p in corners for c in p]]
             log.convert('rotated box -> enclosing box (coco)')
         else:
-            box, changed = clamp_box((x, y, bw, bh), w, h)
-            if changed:
-                log.clamp()
+            box = clamp_reported(clamp_box((x, y, bw, bh), w, h), log)
             x, y, bw, bh = box
             out['bbox'] = box
             out['area'] = bw * bh
@@ -162,13 +153,7 @@ def annotation_to_coco(
         if out['area'] <= 0:
             raise Unsupported('box outside the image')
     elif tool == 'polygon':
-        points = points2(ann.get('points'))
-        if len(points) < 3:
-            raise Unsupported('polygon with fewer than 3 points')
-        points = _clamp_points(points, w, h, log)
-        area = polygon_area(points)
-        if area <= 0:
-            raise Unsupported('polygon with zero area')
+        points, area = clamped_polygon(ann, w, h, log)
         out['segmentation'] = [[c for p in points for c in p]]
         out['bbox'] = enclosing_box(points)
         out['area'] = area
@@ -199,7 +184,7 @@ def _keypoints(
     kps = keypoints3(ann.get('keypoints') or [])
     if len(kps) != len(names):
         raise Unsupported('keypoint count differs from the configured keypoint names')
-    labelled = _clamp_points([(x, y) for x, y, v in kps if v], w, h, log)
+    labelled = clamp_reported(clamp_points([(x, y) for x, y, v in kps if v], w, h), log)
     flat: list[float] = []
     it = iter(labelled)
     for _, _, v in kps:
@@ -209,9 +194,7 @@ def _keypoints(
         else:
             flat += [0, 0, 0]
     if ann.get('bbox'):
-        box, changed = clamp_box(box4(ann['bbox']), w, h)
-        if changed:
-            log.clamp()
+        box = clamp_reported(clamp_box(box4(ann['bbox']), w, h), log)
     elif labelled:
         box = enclosing_box(labelled)
     else:

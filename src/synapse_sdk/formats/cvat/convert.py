@@ -35,10 +35,12 @@ from synapse_sdk.formats.geometry import (
     check_numbers,
     enclosing_box,
     mask_to_rle,
+    named_keypoints,
     polygon_area,
     rle_area,
     rle_bbox,
     rle_crop,
+    sized_box,
 )
 
 __all__ = [
@@ -203,9 +205,7 @@ def annotation_to_cvat(
     if ann.get('iscrowd'):
         log.convert('crowd flag not expressible (cvat)')
     if tool == 'bounding_box':
-        x, y, w, h = (float(v) for v in ann['bbox'][:4])
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise Unsupported('bounding_box with zero, negative or non-finite size')
+        x, y, w, h = sized_box(ann.get('bbox'))
         box = [
             ('xtl', fmt_num(x, precision)),
             ('ytl', fmt_num(y, precision)),
@@ -234,18 +234,8 @@ def annotation_to_cvat(
         ]
         return ('mask', head + geometry + z, children)
     if tool == 'keypoint':
-        if not keypoint_names:
-            raise Unsupported('keypoint class has no keypoint names in the configuration')
-        kps = list(ann.get('keypoints') or [])
-        if len(kps) != len(keypoint_names):
-            n = len(keypoint_names)
-            raise Unsupported(f'{len(kps)} keypoints, the configuration names {n}')
         nodes: list[Element] = []
-        for name, kp in zip(keypoint_names, kps, strict=True):
-            x, y = float(kp[0]), float(kp[1])
-            v = int(kp[2]) if len(kp) > 2 else 2
-            if v not in (0, 1, 2) or not (math.isfinite(x) and math.isfinite(y)):
-                raise Unsupported(f'keypoint ({x}, {y}, {v}) is not a point with v 0, 1 or 2')
+        for name, x, y, v in named_keypoints(ann, keypoint_names):
             node = [
                 ('label', name),
                 ('source', 'manual'),

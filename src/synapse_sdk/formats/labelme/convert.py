@@ -33,11 +33,13 @@ from synapse_sdk.formats.geometry import (
     check_numbers,
     enclosing_box,
     mask_to_rle,
+    named_keypoints,
     polygon_area,
     rle_area,
     rle_bbox,
     rle_crop,
     rotated_corners,
+    sized_box,
 )
 
 __all__ = [
@@ -129,9 +131,7 @@ def annotation_to_shapes(
     if ann.get('iscrowd'):
         log.convert('crowd flag not expressible (labelme)')
     if tool == 'bounding_box':
-        x, y, w, h = (float(v) for v in ann['bbox'][:4])
-        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
-            raise Unsupported('bounding_box with zero, negative or non-finite size')
+        x, y, w, h = sized_box(ann.get('bbox'))
         rotation = float(ann.get('rotation') or 0.0)
         if rotation % (2 * math.pi):
             log.convert('rotated box -> polygon (labelme)')
@@ -154,18 +154,8 @@ def annotation_to_shapes(
         corners = [(x0, y0), (x0 + mw - 1, y0 + mh - 1)]
         return [_shape(label, corners, 'mask', attributes, mask=mask_png(crop))]
     if tool == 'keypoint':
-        if not keypoint_names:
-            raise Unsupported('keypoint class has no keypoint names in the configuration')
-        kps = list(ann.get('keypoints') or [])
-        if len(kps) != len(keypoint_names):
-            n = len(keypoint_names)
-            raise Unsupported(f'{len(kps)} keypoints, the configuration names {n}')
         shapes = []
-        for name, kp in zip(keypoint_names, kps, strict=True):
-            x, y = float(kp[0]), float(kp[1])
-            v = int(kp[2]) if len(kp) > 2 else 2
-            if v not in (0, 1, 2) or not (math.isfinite(x) and math.isfinite(y)):
-                raise Unsupported(f'keypoint ({x}, {y}, {v}) is not a point with v 0, 1 or 2')
+        for name, x, y, v in named_keypoints(ann, keypoint_names):
             if v == 0:
                 continue
             point_attrs = {**attributes, 'occluded': True} if v == 1 else attributes

@@ -33,19 +33,19 @@ import orjson
 
 from synapse_sdk.formats.base import ItemLog, Unsupported
 from synapse_sdk.formats.geometry import (
-    Point,
     annotation_box,
-    box4,
     check_mask,
     check_numbers,
     clamp_box,
     clamp_points,
+    clamp_reported,
+    clamped_polygon,
     enclosing_box,
-    points2,
     polygon_area,
     rle_area,
     rle_bbox,
     rotated_corners,
+    sized_box,
 )
 
 __all__ = [
@@ -138,30 +138,20 @@ def annotation_to_object(
     rle_counts: str | None = None
     box: list[float]
     if tool == 'bounding_box':
-        box = list(box4(ann.get('bbox')))
-        if box[2] <= 0 or box[3] <= 0:
-            raise Unsupported('bounding_box with zero or negative size')
+        box = list(sized_box(ann.get('bbox')))
         rotation = float(ann.get('rotation') or 0.0)
         if rotation % (2 * math.pi):
             exact = rotated_corners(box, rotation)
-            corners = _clamped(exact, w, h, log)
+            corners = clamp_reported(clamp_points(exact, w, h), log)
             area = box[2] * box[3] if corners == exact else polygon_area(corners)
             segmentation = [[c for p in corners for c in p]]
             box = enclosing_box(corners)
             log.convert('rotated box -> enclosing box (parquet)')
         else:
-            box, changed = clamp_box(box, w, h)
-            if changed:
-                log.clamp()
+            box = clamp_reported(clamp_box(box, w, h), log)
             area = box[2] * box[3]
     elif tool == 'polygon':
-        points = points2(ann.get('points'))
-        if len(points) < 3:
-            raise Unsupported('polygon with fewer than 3 points')
-        points = _clamped(points, w, h, log)
-        area = polygon_area(points)
-        if area <= 0:
-            raise Unsupported('polygon with zero area')
+        points, area = clamped_polygon(ann, w, h, log)
         segmentation = [[c for p in points for c in p]]
         box = enclosing_box(points)
     elif tool == 'segmentation':
@@ -172,9 +162,8 @@ def annotation_to_object(
         box = rle_bbox(rle)
         rle_counts = rle['counts']
     elif tool == 'keypoint':
-        box, changed = clamp_box(annotation_box(ann, log, 'parquet', report=False), w, h)
-        if changed:
-            log.clamp()
+        box = annotation_box(ann, log, 'parquet', report=False)
+        box = clamp_reported(clamp_box(box, w, h), log)
         area = box[2] * box[3]
         log.convert('keypoint -> box (parquet)')
     elif tool in ('polyline', 'classification'):
@@ -195,13 +184,6 @@ def annotation_to_object(
             orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode() if attributes else None
         ),
     }
-
-
-def _clamped(points: Sequence[Sequence[float]], w: int, h: int, log: ItemLog) -> list[Point]:
-    out, changed = clamp_points(points, w, h)
-    if changed:
-        log.clamp()
-    return out
 
 
 def object_to_annotations(
