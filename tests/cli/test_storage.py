@@ -126,11 +126,13 @@ def hold(root: Path, rel: str, name: str) -> tuple[subprocess.Popen[str], Path]:
 def test_clean_removes_dead_runs_and_keeps_live_ones(synapse_home: Path) -> None:
     root = synapse_home / 'storage'
     live, live_dir = hold(root, 'exports', 'running')
-    dead, dead_dir = hold(root, 'exports/2024', 'killed')
+    dead, dead_dir = hold(root, 'exports', 'killed')
+    elsewhere, elsewhere_dir = hold(root, 'exports/2024', 'killed-too')
     try:
-        dead.send_signal(signal.SIGKILL)
-        dead.wait(timeout=30)
-        old = root / 'old' / '.synapse-staging-legacy'  # no marker (an older SDK)
+        for proc in (dead, elsewhere):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        old = root / '.synapse-staging-legacy'  # no marker (an older SDK)
         old.mkdir(parents=True)
         stamp = time.time() - 3 * 86400
         os.utime(old, (stamp, stamp))
@@ -159,6 +161,13 @@ def test_clean_removes_dead_runs_and_keeps_live_ones(synapse_home: Path) -> None
         assert aged.returncode == 0, aged.stderr
         assert [r['where'] for r in orjson.loads(aged.stdout)['removed']] == [str(old)]
         assert not old.exists() and live_dir.is_dir()  # a running export is never touched
+
+        # an export folder other than the default one is looked in when named
+        assert elsewhere_dir.is_dir()
+        named = synapse('storage', 'clean', '--path', 'exports/2024', home=synapse_home)
+        assert named.returncode == 0, named.stderr
+        assert [r['where'] for r in orjson.loads(named.stdout)['removed']] == [str(elsewhere_dir)]
+        assert not elsewhere_dir.exists()
     finally:
         live.kill()
         live.wait(timeout=30)

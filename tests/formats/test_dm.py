@@ -151,3 +151,22 @@ def test_project_json_and_bad_numbers(tmp_path: Path) -> None:
     doc = orjson.loads((tmp_path / 'json' / 'crossing 0007.json').read_bytes())
     assert [a['id'] for a in doc['annotations']] == ['a2', 'a3', 'a4', 'a5']
     assert report.skipped['bbox is not 4 finite numbers'] == 1
+
+
+def test_an_image_linked_from_outside_the_dataset_is_refused_as_such(tmp_path: Path) -> None:
+    """A symlink in ``origin_files/`` leading out of the dataset was reported as "file not
+    found"; it is refused, and the report says it points outside the dataset."""
+    root = tmp_path / 'export'
+    export('dm', root, make_items(), {})
+    origin = root / 'origin_files'
+    (tmp_path / 'secret.jpg').write_bytes((origin / 'crossing 0007.jpg').read_bytes())
+    (origin / 'crossing 0007.jpg').unlink()
+    (origin / 'crossing 0007.jpg').symlink_to(tmp_path / 'secret.jpg')
+    (origin / '東京 駅.png').unlink()  # simply missing
+    dataset = read_dataset(root)
+    found = sorted(i.path.name for i in dataset.images if i.path is not None)
+    assert found == ['CROSSING 0007_2.JPG', 'crossing 0007_1.jpg']
+    assert dataset.report.as_dict()['skipped'] == {
+        'image file: a symbolic link pointing outside the dataset (refused)': 1,
+        'image file: file not found': 1,
+    }

@@ -263,3 +263,77 @@ def test_export_import_export_is_byte_identical(tmp_path: Path, options: dict[st
     assert cmap.to_configuration() == class_map().to_configuration()
     export('labelme', tmp_path / 'b', items_from(ds), options, cmap=cmap)
     assert tree(tmp_path / 'a') == tree(tmp_path / 'b')
+
+
+def test_a_dataset_is_its_folder_and_split_folders_not_the_whole_tree(tmp_path: Path) -> None:
+    """LabelMe files are ``DIR/*.json`` and ``DIR/<split>/*.json``: every JSON file anywhere
+    below DIR was read (``rglob``), merging other datasets kept in subfolders."""
+    for rel in ('top.json', 'train/a.json', 'copy/train/b.json', 'train/deep/c.json'):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(_labelme_file(f'{Path(rel).stem}.png', []), 'utf-8')
+    (tmp_path / 'copy' / 'project.json').write_text('{}', 'utf-8')  # a dataset of its own
+    ds = read_dataset(tmp_path)
+    assert [(i.file_name, i.split) for i in ds.images] == [('top.png', None), ('a.png', 'train')]
+    skipped = ds.report.as_dict()['skipped']
+    assert skipped['folder: nested dataset copy, not read (import it on its own)'] == 1
+    assert skipped['folder: nested dataset train/deep, not read (import it on its own)'] == 1
+
+
+def test_a_folder_of_nested_datasets_only_is_refused_naming_them(tmp_path: Path) -> None:
+    (tmp_path / 'a' / 'deep').mkdir(parents=True)
+    (tmp_path / 'a' / 'deep' / 'x.json').write_text(_labelme_file('x.png', []), 'utf-8')
+    with pytest.raises(ParamsError) as info:
+        read_dataset(tmp_path)
+    assert info.value.errors == [
+        (str(tmp_path), f'no LabelMe JSON files (expected {tmp_path}/*.json or '
+                        f'{tmp_path}/<split>/*.json); nested datasets not read: a/deep')
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ('image_path', 'reason'),
+    [('/etc/passwd', 'absolute path'), ('C:\\x.png', 'absolute path'),
+     ('c:/x.png', 'absolute path'), ('a:b.png', None)],
+)  # fmt: skip
+def test_image_paths_in_a_split_folder_are_checked_before_joining(
+    tmp_path: Path, image_path: str, reason: str | None
+) -> None:
+    """An absolute ``imagePath`` in ``train/x.json`` was joined to ``train/`` first and then
+    reported as "file not found"; ``a:b.png`` is a plain name beside the JSON file."""
+    save_image(tmp_path / 'train' / 'a:b.png', 12, 10)
+    (tmp_path / 'train' / 'x.json').write_text(_labelme_file(image_path, []), 'utf-8')
+    ds = read_dataset(tmp_path)
+    (image,) = ds.images
+    if reason is None:
+        assert image.path == (tmp_path / 'train' / 'a:b.png').resolve()
+        assert image.file_name == 'a:b.png' and ds.report.as_dict()['skipped'] == {}
+    else:
+        assert image.path is None
+        assert ds.report.as_dict()['skipped'] == {f'image file: {reason}': 1}
+
+
+def test_the_title_of_our_project_json_is_the_dataset_title(tmp_path: Path) -> None:
+    """Our LabelMe export writes ``project.json`` with the project's title; the importer
+    named the project after the folder instead (dm and csv read the title)."""
+    (tmp_path / 'train').mkdir()
+    (tmp_path / 'train' / 'a.json').write_text(_labelme_file('a.png', []), 'utf-8')
+    conf = {'classes': [{'name': 'car', 'tool': 'bounding_box', 'attributes': []}]}
+    (tmp_path / 'project.json').write_text(
+        json.dumps({'title': 'Street scenes', 'configuration': conf}), 'utf-8'
+    )
+    assert read_dataset(tmp_path).title == 'Street scenes'
+    (tmp_path / 'project.json').write_text(json.dumps({'configuration': conf}), 'utf-8')
+    assert read_dataset(tmp_path).title == tmp_path.name  # no title: the folder's name
+
+
+@pytest.mark.parametrize('image_data', [123, ['aGk='], {'b64': 'aGk='}, True])
+def test_image_data_that_is_not_a_string_is_named_as_such(tmp_path: Path, image_data: Any) -> None:
+    """``imageData: 123`` (with no image file) was reported as "file not found" only."""
+    text = _labelme_file('gone.png', [], imageData=image_data)
+    (tmp_path / 'a.json').write_text(text.replace('"imageData": null,\n', ''), 'utf-8')
+    dataset = read_dataset(tmp_path)
+    (image,) = dataset.images
+    assert image.path is None
+    assert dataset.report.as_dict()['skipped'] == {
+        'image file: file not found, and imageData must be a base64 string or null': 1
+    }

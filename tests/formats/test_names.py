@@ -172,7 +172,10 @@ def test_hostile_names_become_valid_names_everywhere(name: str) -> None:
     assert '/' not in got and '\\' not in got and '\x00' not in got
     data = got.encode('utf-8')  # no lone surrogates left
     assert len(data) <= names.MAX_NAME_BYTES - 40  # room for suffixes and derived names
-    assert pathvalidate.is_valid_filename(got, platform='universal'), got
+    # a colon is a plain character on POSIX (``a:b.jpg`` stays so); all else is portable
+    portable = got.replace(':', '_') if os.name == 'posix' else got
+    assert pathvalidate.is_valid_filename(portable, platform='universal'), got
+    assert pathvalidate.is_valid_filename(got, platform='auto'), got  # on this platform
     assert safe_basename(got) == got  # stable: a safe name stays as it is
 
 
@@ -185,3 +188,21 @@ def test_split_ext_follows_pathlib(name: str) -> None:
     suffix = suffix if len(suffix) <= 10 else ''
     stem = name[: len(name) - len(suffix)] if suffix else name
     assert split_ext(name) == (stem or 'item', suffix)
+
+
+@pytest.mark.skipif(os.name != 'posix', reason='a colon is a name character on POSIX')
+@pytest.mark.parametrize(
+    ('name', 'expected'),
+    [
+        ('a:b.jpg', 'a:b.jpg'),  # was 'b.jpg': "a:" was taken for a Windows drive
+        ('C:x.jpg', 'C:x.jpg'),
+        ('12:30:00.png', '12:30:00.png'),
+        ('dir/a:b.jpg', 'a:b.jpg'),
+        ('C:\\photos\\a:b.jpg', 'a:b.jpg'),  # a Windows path: its folders (and drive) go
+        ('C:/x.jpg', 'x.jpg'),
+        ('a:b?.jpg', 'a:b_.jpg'),
+    ],
+)
+def test_a_colon_is_kept_on_posix(name: str, expected: str) -> None:
+    assert safe_basename(name) == expected
+    assert names._safe_basename(name, 'item') == expected

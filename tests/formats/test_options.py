@@ -63,7 +63,7 @@ def test_bad_values_name_the_key_and_what_is_allowed(
 def test_defaults_are_filled_in() -> None:
     assert get_writer('yolo').validate_options({}) == {
         'split': None, 'split_mode': None, 'seed': 0, 'on_error': 'skip', 'task': 'detect',
-        'precision': 6, 'path': '.',
+        'precision': 6, 'path': '.', 'classification': None,
     }  # fmt: skip
 
 

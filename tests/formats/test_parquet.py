@@ -235,3 +235,53 @@ def test_not_object_detection_is_refused(tmp_path: Path) -> None:
     pq.write_table(pa.table({'text': ['a']}), tmp_path / 'x.parquet')
     with pytest.raises(ParamsError, match='no image/objects columns'):
         read_dataset(tmp_path)
+
+
+def _detection_table(path: str) -> pa.Table:
+    return pa.table(
+        {'image': [{'bytes': None, 'path': path}],
+         'objects': [{'bbox': [[1.0, 1.0, 2.0, 2.0]], 'category': [0]}]}
+    )  # fmt: skip
+
+
+def test_nested_datasets_are_reported_not_merged(tmp_path: Path) -> None:
+    """A folder is read as one dataset (``data/*.parquet``): the parquet files of another
+    dataset in a subfolder were merged into it (``rglob``); they are named and not read."""
+    (tmp_path / 'data').mkdir()
+    pq.write_table(_detection_table('a.png'), tmp_path / 'data/train-00000-of-00001.parquet')
+    for sub in ('copy/data', 'other'):
+        (tmp_path / sub).mkdir(parents=True)
+        pq.write_table(_detection_table('b.png'), tmp_path / sub / 'test-00000-of-00001.parquet')
+    ds = read_dataset(tmp_path)
+    assert [image.file_name for image in ds.images] == ['a.png']
+    assert ds.report.as_dict()['skipped'] == {
+        'folder: nested dataset copy, not read (import it on its own)': 1,
+        'folder: nested dataset other, not read (import it on its own)': 1,
+        'image file: file not found': 1,
+    }
+
+
+def test_a_folder_of_nested_datasets_only_is_refused_naming_them(tmp_path: Path) -> None:
+    (tmp_path / 'one/data').mkdir(parents=True)
+    pq.write_table(_detection_table('a.png'), tmp_path / 'one/data/train-00000-of-00001.parquet')
+    (tmp_path / 'deep/er/data').mkdir(parents=True)  # two levels down: not even listed
+    pq.write_table(_detection_table('a.png'), tmp_path / 'deep/er/data/x.parquet')
+    with pytest.raises(ParamsError) as info:
+        read_dataset(tmp_path)
+    ((where, message),) = info.value.errors
+    assert where == str(tmp_path)
+    assert message == (
+        f'no .parquet files (expected {tmp_path}/data/*.parquet, {tmp_path}/*.parquet or '
+        f'{tmp_path}/<split>/*.parquet); nested datasets not read: one'
+    )
+
+
+def test_split_folders_of_the_hub_layout_are_the_dataset(tmp_path: Path) -> None:
+    for split in ('train', 'validation'):
+        (tmp_path / split).mkdir()
+        pq.write_table(_detection_table(f'{split}.png'), tmp_path / split / '0000.parquet')
+    ds = read_dataset(tmp_path)
+    assert [(i.file_name, i.split) for i in ds.images] == [
+        ('train.png', 'train'), ('validation.png', 'validation')
+    ]  # fmt: skip
+    assert 'folder' not in str(ds.report.as_dict())

@@ -4,6 +4,7 @@ answers as resolving every name fully (symlinks out, ``..``, absolute names, mis
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
@@ -13,10 +14,17 @@ from hypothesis import strategies as st
 from synapse_sdk.formats._reader import ABSOLUTE, NOT_FOUND, OUTSIDE, resolve_inside
 
 
+def _drive(name: str) -> bool:
+    """A drive is one letter, a colon and a separator; on Windows ``C:x`` is one too."""
+    if os.name == 'posix':
+        return re.match(r'[A-Za-z]:[/\\]', name) is not None
+    return bool(PureWindowsPath(name).drive)
+
+
 def _reference(base: Path, name: str) -> tuple[Path | None, str | None]:
     """Resolve fully, every time (the former implementation)."""
     text = name.replace('\\', '/')
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(name).drive:
+    if PurePosixPath(text).is_absolute() or _drive(name):
         return None, ABSOLUTE
     root = base.resolve()
     target = Path(os.path.normpath(root / text))
@@ -98,3 +106,53 @@ def test_composed_names_resolve_as_a_full_resolve_would(
 ) -> None:
     name = sep.join(parts)
     assert resolve_inside(tree / base, name) == _reference(tree / base, name)
+
+
+posix_only = pytest.mark.skipif(os.name != 'posix', reason='a colon is a name character on POSIX')
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ('name', 'expected'),
+    [
+        ('a:b.jpg', 'a:b.jpg'),  # was refused as "absolute path": "a:" read as a drive
+        ('C:x.jpg', 'C:x.jpg'),
+        ('1:x', '1:x'),
+        (':x', ':x'),
+        ('x:', 'x:'),
+        ('sub/a:b.jpg', 'sub/a:b.jpg'),
+        ('sub\\c:d.jpg', 'sub/c:d.jpg'),
+        ('C:\\x', None),
+        ('c:/x', None),
+        ('Z:\\sub\\a:b.jpg', None),
+        ('/a:b.jpg', None),
+        ('\\\\server\\share\\a:b.jpg', None),
+    ],
+)
+def test_a_colon_is_a_name_character_and_a_drive_is_absolute(
+    tmp_path: Path, name: str, expected: str | None
+) -> None:
+    (tmp_path / 'sub').mkdir()
+    for rel in ('a:b.jpg', 'C:x.jpg', '1:x', ':x', 'x:', 'sub/a:b.jpg', 'sub/c:d.jpg'):
+        (tmp_path / rel).write_text('x')
+    found = resolve_inside(tmp_path, name)
+    if expected is None:
+        assert found == (None, ABSOLUTE)
+    else:
+        assert found == ((tmp_path / expected).resolve(), None)
+
+
+@posix_only
+@settings(max_examples=300, deadline=None)
+@given(
+    stem=st.text(alphabet=st.sampled_from(list('aZ9:._-\\/ ')), min_size=1, max_size=8),
+    drive=st.sampled_from(['', 'C:', 'c:', 'C:\\', 'C:/', '/', '\\\\h\\s\\', '../']),
+)
+def test_hostile_names_never_escape_and_only_drives_are_absolute(
+    tree: Path, stem: str, drive: str
+) -> None:
+    name = drive + stem
+    found, reason = resolve_inside(tree / 'ds', name)
+    assert found is None or found.is_relative_to((tree / 'ds').resolve())
+    absolute = name.replace('\\', '/').startswith('/') or re.match(r'[A-Za-z]:[/\\]', name)
+    assert (reason == ABSOLUTE) == bool(absolute), name

@@ -74,6 +74,37 @@ def test_val_falls_back_to_train_and_path_option(tmp_path: Path) -> None:
     assert data['train'] == data['val'] == 'images/train'
 
 
+@pytest.mark.parametrize(
+    ('split', 'named'),
+    [('foo=1', "split 'foo'"), ('train=0.8,holdout=0.2', "split 'holdout'"),
+     ('val=0.5,test=0.5', 'no "train" split'), ({'valid': 1}, "split 'valid'")],
+)  # fmt: skip
+def test_splits_ultralytics_cannot_read_are_refused(split: Any, named: str) -> None:
+    """``--split foo=1`` wrote a data.yaml with a ``foo:`` key and no ``train``/``val``, which
+    Ultralytics refuses to load; such splits are refused before anything is written."""
+    options = YoloWriter.validate_options({'split': split})
+    with pytest.raises(ParamsError) as info:
+        YoloWriter.check_export(options, save_original=True)
+    ((field, message),) = info.value.errors
+    assert field == 'extra_params.split'
+    assert named in message and 'train, val (or validation) and test' in message
+
+
+@pytest.mark.parametrize('split', [None, 'train=1', 'train=0.8,val=0.2', 'category',
+                                   'train=0.7,validation=0.2,test=0.1'])  # fmt: skip
+def test_splits_ultralytics_reads_are_taken(split: Any) -> None:
+    YoloWriter.check_export(YoloWriter.validate_options({'split': split}), save_original=True)
+
+
+def test_train_points_at_val_when_no_item_is_train(tmp_path: Path) -> None:
+    """Split ``category`` where no item's category is train: Ultralytics still needs the key."""
+    items = [i for i in make_items(split='category') if i.split != 'train']
+    export('yolo', tmp_path, items, {'split': 'category'})
+    data = yaml.safe_load((tmp_path / 'data.yaml').read_text('utf-8'))
+    assert data['train'] == data['val'] == 'images/validation'
+    assert list(data)[:4] == ['path', 'train', 'val', 'test']
+
+
 def test_class_order_is_the_same_in_every_split_and_partial_export(tmp_path: Path) -> None:
     export('yolo', tmp_path / 'full', make_items(split='category'))
     export('yolo', tmp_path / 'part', make_items(split='category')[3:])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from synapse_sdk.errors import ItemExportError
+from synapse_sdk.errors import ItemExportError, ParamsError
 from synapse_sdk.formats.base import FormatItem, ItemLog, Unsupported
 from synapse_sdk.formats.classmap import ClassMap
 from synapse_sdk.formats.geometry import mask_to_rle, rotated_corners
@@ -158,6 +158,102 @@ def test_classify_folder_names_are_safe_and_unique() -> None:
     dirs = _class_dirs(['a/b', 'a_b', 'CON', '..'])
     assert len({d.casefold() for d in dirs}) == 4
     assert all('/' not in d and d not in ('.', '..') for d in dirs)
+
+
+WEATHER = {
+    'classes': [{'name': 'car', 'tool': 'bounding_box'}],
+    'classifications': [{'name': 'weather', 'values': ['sunny', 'rain', 'night']},
+                        {'name': 'time', 'values': ['day', 'dusk']}],
+}  # fmt: skip
+
+
+def _classify(
+    root: Path, items: list[FormatItem], conf: dict[str, Any], options: dict[str, Any]
+) -> tuple[ExportReport, YoloWriter]:
+    """The pipeline's order, with the project the writer takes its classifications from."""
+    report = ExportReport()
+    writer = YoloWriter(root, ClassMap.from_configuration(conf), {'task': 'classify', **options},
+                        report, project={'title': 'p', 'configuration': conf})  # fmt: skip
+    writer.start()
+    for item in items:
+        report.items_total += 1
+        try:
+            writer.write_item(item)
+        except ItemExportError as exc:
+            report.fail_item(item.id, item.file_name, str(exc))
+            continue
+        report.count_item(item.split)
+    writer.finish()
+    return report, writer
+
+
+def _weather(value: Any, id: int) -> FormatItem:
+    box = {'id': 'b', 'category': 'car', 'tool': 'bounding_box', 'bbox': [1, 1, 2, 2]}
+    item = _item([box], id=id, stem=f'i{id}')
+    if value is not None:
+        item.classifications['weather'] = value
+    return item
+
+
+def test_classify_takes_the_class_from_a_classification(tmp_path: Path) -> None:
+    """The demo project has no classification class: every item failed ("no image-level
+    label"). Its ``weather`` classification's value is the class, named with
+    ``-o classification=weather``."""
+    items = [_weather('rain', 1), _weather('night', 2), _weather(None, 3), _weather('fog', 4),
+             _weather(['sunny', 'rain'], 5)]  # fmt: skip
+    report, writer = _classify(tmp_path, items, WEATHER, {'classification': 'weather'})
+    assert [writer.image_relpath(i) for i in items] == [
+        'train/rain/i1.jpg', 'train/night/i2.jpg', None, None, 'train/sunny/i5.jpg'
+    ]  # fmt: skip
+    d = report.to_dict()
+    assert d['items'] == {'total': 5, 'exported': 3, 'failed': 2}
+    reasons = {f['id']: f['reason'] for f in d['failed_items']}
+    assert reasons[3] == (
+        "yolo classify: no 'weather' classification, which gives the image its class (sunny, "
+        'rain, night); an image without a class has no class folder'
+    )
+    assert "'weather' is 'fog', not one of its declared values (sunny, rain, night)" in reasons[4]
+    assert d['per_class'] == {'night': 1, 'rain': 1, 'sunny': 1}
+    assert d['skipped_reasons'] == {
+        'object annotation: yolo classify has only image-level labels': 3,
+        "yolo classify is single-label: a further 'weather' value skipped": 1,
+    }
+    data = yaml.safe_load((tmp_path / 'data.yaml').read_text('utf-8'))
+    assert data['names'] == {0: 'sunny', 1: 'rain', 2: 'night'} and data['nc'] == 3
+    assert data['classification'] == 'weather'
+
+
+def test_the_only_classification_is_the_default(tmp_path: Path) -> None:
+    conf = {**WEATHER, 'classifications': WEATHER['classifications'][:1]}
+    _, writer = _classify(tmp_path, [_weather('rain', 1)], conf, {})
+    assert writer.image_relpath(_weather('rain', 1)) == 'train/rain/i1.jpg'
+
+
+@pytest.mark.parametrize(
+    ('conf', 'options', 'message'),
+    [
+        (WEATHER, {}, 'not exactly one classification; name the classification whose value is '
+                      'the class (one of: weather, time)'),
+        ({'classes': ['car']}, {}, 'the project has no classification class'),
+        (WEATHER, {'classification': 'season'},
+         "'season' is not a classification of the project (its classifications: weather, time)"),
+        ({**WEATHER, 'classifications': [{'name': 'note'}]}, {'classification': 'note'},
+         "the classification 'note' declares no \"values\""),
+    ],
+)  # fmt: skip
+def test_classify_without_a_class_source_is_refused(
+    tmp_path: Path, conf: dict[str, Any], options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ParamsError) as info:
+        _classify(tmp_path, [], conf, options)
+    ((field, text),) = info.value.errors
+    assert field == 'extra_params.classification' and message in text
+
+
+def test_classification_option_needs_task_classify() -> None:
+    options = YoloWriter.validate_options({'classification': 'weather'})
+    with pytest.raises(ParamsError, match='only applies to task=classify'):
+        YoloWriter.check_export(options, save_original=True)
 
 
 def test_pose_flip_idx_from_the_schema(tmp_path: Path) -> None:

@@ -101,7 +101,8 @@ def test_bad_label_lines_are_skipped_and_counted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ('entry', 'reason'),
     [('/etc/passwd', 'absolute path'), ('../secret.jpg', 'path outside the images folder'),
-     ('data/link.jpg', 'path outside the images folder')],
+     ('data/link.jpg', 'path outside the images folder'), ('C:\\data\\a.jpg', 'absolute path'),
+     ('c:/data/a.jpg', 'absolute path')],
 )  # fmt: skip
 def test_list_entries_stay_inside_the_dataset(tmp_path: Path, entry: str, reason: str) -> None:
     save_image(tmp_path / 'secret.jpg', 10, 10)
@@ -113,6 +114,15 @@ def test_list_entries_stay_inside_the_dataset(tmp_path: Path, entry: str, reason
     images = list(dataset.images)
     assert [i.file_name for i in images] == ['a.jpg', 'b.jpg']
     assert dataset.report.as_dict()['skipped'] == {f'image: {reason}': 1}
+
+
+def test_a_colon_in_a_list_entry_is_part_of_the_name(tmp_path: Path) -> None:
+    darknet(tmp_path)
+    save_image(tmp_path / 'obj_train_data' / 'a:b.jpg', 10, 10)
+    (tmp_path / 'train.txt').write_text('data/obj_train_data/a:b.jpg\n', encoding='utf-8')
+    dataset = read_dataset(tmp_path)
+    assert [i.file_name for i in dataset.images] == ['a:b.jpg', 'b.jpg']
+    assert dataset.report.as_dict()['skipped'] == {}
 
 
 def test_a_split_folder_outside_the_dataset_is_refused(tmp_path: Path) -> None:
@@ -157,6 +167,31 @@ def test_classify_yaml_names_come_back_exactly_from_their_folders(tmp_path: Path
         ('validation', 'z.jpg', 4, ['extra']),
     ]
     assert dataset.report.as_dict()['read']['classes not in the class list (added)'] == 1
+
+
+def test_classify_by_a_classification_reads_back_what_the_writer_wrote(tmp_path: Path) -> None:
+    """``-o classification=weather`` writes ``classification: weather`` and ``val: train`` (no
+    val split): each image comes back once (it was read twice, once per entry), with its
+    class as an image-level label and as its ``weather`` classification."""
+    (tmp_path / 'data.yaml').write_text(
+        'path: .\ntrain: train\nval: train\nnc: 3\nnames: {0: sunny, 1: rain, 2: night}\n'
+        'task: classify\nclassification: weather\n',
+        encoding='utf-8',
+    )
+    save_image(tmp_path / 'train' / 'rain' / 'a.jpg', 10, 8)
+    save_image(tmp_path / 'train' / 'sunny' / 'b.jpg', 10, 8)
+    dataset = read_dataset(tmp_path)
+    got = sorted(
+        (i.file_name, i.split, [a['category'] for a in i.annotations], i.classifications)
+        for i in dataset.images
+    )
+    assert got == [
+        ('a.jpg', 'train', ['rain'], {'weather': 'rain'}),
+        ('b.jpg', 'train', ['sunny'], {'weather': 'sunny'}),
+    ]
+    assert dataset.configuration['classifications'] == [
+        {'name': 'weather', 'values': ['sunny', 'rain', 'night']}
+    ]
 
 
 def test_object_layouts_are_not_read_as_classify(tmp_path: Path) -> None:

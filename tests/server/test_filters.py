@@ -15,6 +15,7 @@ from synapse_sdk.server.filters import (
     ASSIGNMENT_STATUSES,
     MAX_LIGHT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    TARGETS,
     TASK_STATUSES,
     check_filter_values,
     parse_query,
@@ -55,6 +56,50 @@ def test_check_filter_values_leaves_unknown_keys_and_free_text_to_the_backend() 
     assert check_filter_values('task', {'project': 1, 'tags': 'anything', 'x_custom': 'y'}) == []
     problems = check_filter_values('ground_truth_event', {'ids': 'a,2', 'category': 'whatever'})
     assert [key for key, _ in problems] == ['ids']
+
+
+ALLOWED = {
+    'int': 'an integer',
+    'ints': 'an integer or a list of integers',
+    'strs': 'a string or a list of strings',
+    'bool': 'true or false',
+    'datetime': 'an ISO 8601 date/time string',
+}
+#: A value of each JSON type, the words the error uses for it, and the kinds that take it.
+WRONG = [
+    ({'a': 1}, 'an object', ()),
+    ([[1]], 'a list', ()),  # a list inside the list: every list kind refuses its element
+    (1.5, 'a decimal number', ()),
+    (True, 'true/false', ('bool',)),
+    (7, 'a whole number', ('int', 'ints', 'strs')),  # a tag named 2024 is text
+    ([{'a': 1}], 'an object', ()),
+]
+EVERY_FILTER = [
+    (target, key, flt.kind)
+    for target, spec in sorted(TARGETS.items())
+    for key, flt in sorted(spec.filters.items())
+]
+
+
+@pytest.mark.parametrize(('target', 'key', 'kind'), EVERY_FILTER)
+@pytest.mark.parametrize(('value', 'words', 'takes'), WRONG)
+def test_a_value_of_the_wrong_type_names_the_field_and_both_types(
+    target: str, key: str, kind: str, value: Any, words: str, takes: tuple[str, ...]
+) -> None:
+    """``{"tags": {"a": 1}}`` was turned into the tag "{'a': 1}" and gave an empty selection;
+    every filter of every target refuses a value of a type it does not take, naming the
+    field, the type given and the types allowed."""
+    if kind in takes:  # the type is right (a status has its own set of values)
+        assert all('expects' not in m for _, m in check_filter_values(target, {key: value}))
+        return
+    ((field, message),) = check_filter_values(target, {key: value})
+    assert field == key
+    assert message.startswith(f'Filter {key!r} expects {ALLOWED[kind]}')
+    if isinstance(value, list) and kind not in ('ints', 'strs'):
+        words = 'a list'  # a one-value filter: the list itself is the wrong type
+    assert f'got {words} (' in message, message
+    with pytest.raises(FilterError, match=f'Filter {key!r} expects'):
+        parse_query(target, {**dict.fromkeys(TARGETS[target].required_any, 1), key: value})
 
 
 def test_light_query_fields() -> None:

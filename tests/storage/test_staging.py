@@ -155,14 +155,14 @@ def test_other_host_is_unknown_and_kept_until_old(location: StorageLocation, roo
     with pytest.raises(StorageError, match='Cannot tell whether'):
         location.adopt_staging('x', 'demo')
 
-    report = location.clean_staging(older_than=3600)
+    report = location.clean_staging(older_than=3600, rel_path='x')
     assert [(Path(i.where), a) for i, a in report] == [(staging, 'kept')]
     old = time.time() - 7200
     for path in (staging, staging / META_DIR):
         os.utime(path, (old, old))
-    report = location.clean_staging(older_than=3600, dry_run=True)
+    report = location.clean_staging(older_than=3600, dry_run=True, rel_path='x')
     assert [a for _, a in report] == ['would remove'] and staging.is_dir()
-    report = location.clean_staging(older_than=3600)
+    report = location.clean_staging(older_than=3600, rel_path='x')
     assert [a for _, a in report] == ['removed'] and not staging.exists()
     assert list((root / 'x').iterdir()) == []
 
@@ -188,9 +188,12 @@ def test_adopt_a_dead_runs_staging_for_resume(
         location.adopt_staging('exports', 'demo')
 
 
-def test_clean_walks_the_storage_and_spares_live_runs(
+def test_clean_looks_beside_the_exports_only_and_spares_live_runs(
     location: StorageLocation, root: Path, holders: list[Holder]
 ) -> None:
+    """Staging directories sit beside their export (``<root>/<path>/``): clean looks in the
+    folder it is given and nowhere below it. It walked the whole storage, which on a storage
+    rooted at ``/`` meant the whole file system."""
     live = Holder(root, 'a/b', 'live')
     holders.append(live)
     dead = Holder(root, 'deep/er/path', 'dead')
@@ -203,21 +206,32 @@ def test_clean_walks_the_storage_and_spares_live_runs(
     (root / 'published' / 'keep.txt').write_text('x')
 
     report = {Path(i.where): (i.state(), a) for i, a in location.clean_staging()}
+    assert report == {exited.staging: ('dead', 'removed')}  # the root only: nothing below
+    assert dead.staging.is_dir() and live.staging.is_dir() and legacy.is_dir()
+    report = {Path(i.where): (i.state(), a) for i, a in location.clean_staging(rel_path='deep')}
+    assert report == {} and dead.staging.is_dir()
+    report = {
+        Path(i.where): (i.state(), a)
+        for place in ('deep/er/path', 'a/b', 'a')
+        for i, a in location.clean_staging(rel_path=place)
+    }
     assert report == {
         live.staging: ('alive', 'kept'),
         dead.staging: ('dead', 'removed'),
-        exited.staging: ('dead', 'removed'),
         legacy: ('unknown', 'kept'),
     }
     assert live.staging.is_dir() and legacy.is_dir()
     assert not dead.staging.exists() and not exited.staging.exists()
     assert (root / 'published' / 'keep.txt').exists()
     # --older-than 0 takes the unmarked one too, never the live one
-    report = {Path(i.where): a for i, a in location.clean_staging(older_than=0)}
+    report = {
+        Path(i.where): a
+        for place in ('a', 'a/b')
+        for i, a in location.clean_staging(older_than=0, rel_path=place)
+    }
     assert report == {live.staging: 'kept', legacy: 'removed'}
-    # scoped to a path
     assert [Path(i.where) for i in location.list_staging('a/b')] == [live.staging]
-    assert location.list_staging('deep') == []
+    assert location.list_staging('missing/folder') == []
 
 
 def test_marker_is_never_published(location: StorageLocation, root: Path) -> None:

@@ -103,9 +103,10 @@ def import_(
         except (OSError, ValueError) as exc:
             fail(f'cannot import {path}: {exc}', EXIT_USAGE)
     read = ids.get('read', {})
+    tags = f' and {read["tags"]} image-level labels' if read.get('tags') else ''
     typer.echo(
-        f'Imported {ids["data_units"]} images with {read.get("annotations", 0)} annotations '
-        f'into project {ids["project"]} (ground-truth dataset version '
+        f'Imported {ids["data_units"]} images with {read.get("annotations", 0)} annotations'
+        f'{tags} into project {ids["project"]} (ground-truth dataset version '
         f'{ids["ground_truth_dataset_version"]})',
         err=True,
     )

@@ -242,7 +242,13 @@ def clean(
         ),
     ] = None,
     path: Annotated[
-        str | None, typer.Option('--path', help='Only under this directory of the storage')
+        list[str] | None,
+        typer.Option(
+            '--path',
+            help='An export folder to look in, as given to `synapse export --path` '
+            '(repeatable; default: the storage root and the default export folder). '
+            'Staging directories sit beside the exports; nothing else is listed',
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option('--dry-run', help='Show what would be removed; remove nothing')
@@ -251,15 +257,20 @@ def clean(
 ) -> None:
     """Remove what killed exports left behind (staging directories, S3 uploads and claims).
 
-    Leftovers of a process that still runs are never touched; those of a dead one on this
-    machine always go; others (another host, no owner recorded) only with --older-than.
+    Only the SDK's own leftovers (named .synapse-staging-*) are looked for, and only where
+    exports put them: beside the exports, in the storage root and the default export folder
+    unless --path names others. The storage is never walked. Leftovers of a process that
+    still runs are never touched; those of a dead one on this machine always go; others
+    (another host, no owner recorded) only with --older-than.
     """
+    from synapse_sdk.cli.export import DEFAULT_PATH
     from synapse_sdk.errors import ParamsError, SynapseError
     from synapse_sdk.storage import open_storage, validate_rel_path
 
     limit = parse_duration(older_than) if older_than is not None else None
     try:
-        rel = validate_rel_path(path, '--path') if path else None
+        given = path or ['', DEFAULT_PATH]
+        places = list(dict.fromkeys(validate_rel_path(p, '--path') for p in given))
     except ParamsError as exc:
         fail(str(exc), EXIT_USAGE)
     results: dict[str, list[dict[str, Any]]] = {'removed': [], 'kept': [], 'failed': []}
@@ -267,13 +278,27 @@ def clean(
         label = f'storage {record.get("id")} ({record.get("name")})'
         try:
             location = open_storage(record)
-            report = location.clean_staging(limit, dry_run=dry_run, rel_path=rel)
+            if location.is_local and os.path.dirname(location.root) == location.root:
+                looked = ', '.join(location.url(place) for place in places)
+                typer.echo(
+                    f'Warning: {label} is rooted at {location.root}, the whole file system; '
+                    f'only {looked} are looked in, nothing is walked. Give exports a folder '
+                    'of their own: synapse storage add NAME --path /data/exports',
+                    err=True,
+                )
+            report = []
+            for place in places:
+                report += location.clean_staging(limit, dry_run=dry_run, rel_path=place)
         except SynapseError as exc:
             if storage is not None:
                 fail(str(exc))
             typer.echo(f'Skipped {label}: {exc}', err=True)
             continue
+        seen: set[str] = set()  # an object store's listing of the root covers its folders
         for info, action in report:
+            if info.where in seen:
+                continue
+            seen.add(info.where)
             row = {'storage': record.get('id'), **info.to_json(), 'action': action}
             if action in ('removed', 'would remove'):
                 results['removed'].append(row)
@@ -288,6 +313,9 @@ def clean(
     kept = results['kept']
     alive = sum(1 for row in kept if row['state'] == 'alive')
     summary = f'{"Would remove" if dry_run else "Removed"} {len(results["removed"])} leftover(s)'
+    if not path:
+        looked = ' and '.join(['the storage root', *(f'{p}/' for p in places if p)])
+        summary += f' (looked in {looked}; other export folders: --path FOLDER)'
     if kept:
         summary += f'; kept {len(kept)} ({alive} of a running export'
         summary += ', the others: use --older-than)' if len(kept) > alive else ')'

@@ -29,12 +29,16 @@ SPLIT_ALIASES = {
 }
 
 _POSIX = os.name == 'posix'
+#: A Windows drive path: one letter, a colon, a separator (``C:\x``, ``c:/x``). On POSIX a
+#: colon is an ordinary character, so ``a:b.jpg`` (or ``C:x.jpg``) is a plain relative name.
+_DRIVE = re.compile(r'[A-Za-z]:[/\\]')
 
 #: What a refused path is reported as (``image file: <reason>``).
 OUTSIDE = 'path outside the images folder'
 ABSOLUTE = 'absolute path'
 NOT_FOUND = 'file not found'
 INVALID = 'invalid file name (a NUL byte)'
+LINK_OUTSIDE = 'a symbolic link pointing outside the dataset (refused)'
 
 
 class LazyImages(Iterable[ImportedImage]):
@@ -77,18 +81,34 @@ def input_error(path: Path | str, message: str) -> ParamsError:
     return ParamsError('Cannot import dataset', [(str(path), message)])
 
 
-def find_image(directory: Path, stem: str) -> Path | None:
-    """The image file ``<stem>.<ext>`` in ``directory`` (known extensions, any case), resolved;
-    a symlink leading out of ``directory`` is not a match."""
+def locate_image(directory: Path, stem: str) -> tuple[Path | None, str | None]:
+    """``(path, None)`` for the image file ``<stem>.<ext>`` in ``directory`` (known
+    extensions, any case), resolved; else ``(None, reason)``: :data:`LINK_OUTSIDE` when a
+    match is a symbolic link leading out of ``directory`` (refused), else :data:`NOT_FOUND`."""
     if '/' in stem or '\\' in stem or stem in ('', '.', '..'):
-        return None
+        return None, NOT_FOUND
+    reason = NOT_FOUND
     for ext in IMAGE_EXTS:
         for name in (f'{stem}{ext}', f'{stem}{ext.upper()}'):
             if (directory / name).is_file():
-                found, _ = resolve_inside(directory, name)
+                found, why = resolve_inside(directory, name)
                 if found is not None:
-                    return found
-    return None
+                    return found, None
+                if why == OUTSIDE and (directory / name).is_symlink():
+                    reason = LINK_OUTSIDE
+    return None, reason
+
+
+def is_absolute_name(name: str) -> bool:
+    """Whether a path a dataset gives is absolute: a leading ``/`` or ``\\`` (UNC names too)
+    or a drive (``C:\\x``, ``c:/x``; on Windows ``C:x`` too). On POSIX ``a:b.jpg`` is not."""
+    if name[:1] in ('/', '\\'):
+        return True
+    if name[1:2] != ':':
+        return False
+    if _POSIX:
+        return _DRIVE.match(name) is not None
+    return bool(PureWindowsPath(name).drive)
 
 
 def resolve_inside(
@@ -97,7 +117,8 @@ def resolve_inside(
     """Resolve ``name`` (a path a dataset file gives) against the folder ``base``.
 
     Returns ``(path, None)`` for a regular file inside ``base`` (symlinks followed, the result
-    still inside), else ``(None, reason)``: :data:`ABSOLUTE`, :data:`OUTSIDE` (``..`` or a
+    still inside), else ``(None, reason)``: :data:`ABSOLUTE` (a leading separator or a drive,
+    ``C:\\x``; ``a:b.jpg`` is a name on POSIX), :data:`OUTSIDE` (``..`` or a
     symlink leading out), :data:`INVALID` (no file system takes a NUL byte) or
     :data:`NOT_FOUND`. The returned path is the resolved one, so the
     file copied is the file checked. ``root`` is ``base.resolve()`` when the caller has it
@@ -109,10 +130,9 @@ def resolve_inside(
     """
     if '\x00' in name:
         return None, INVALID
-    text = name.replace('\\', '/')
-    # absolute: a leading separator (UNC names too), or a drive letter ("C:")
-    if text.startswith('/') or (name[1:2] == ':' and PureWindowsPath(name).drive):
+    if is_absolute_name(name):
         return None, ABSOLUTE
+    text = name.replace('\\', '/')
     if root is None:
         root = base.resolve()
     root_text = str(root)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from array import array
 from hashlib import blake2b
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath
 
 from pathvalidate import sanitize_filename
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_POSIX = os.name == 'posix'
+#: Replaced by ``_``. A colon is an ordinary character of a POSIX file name (``a:b.jpg`` is
+#: kept as it is); Windows reserves it (drives, streams), so there it is replaced too.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>"/\\|?*]' if _POSIX else r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 #: Bytes a file name may have on every common filesystem (ext4, APFS, NTFS count 255).
 MAX_NAME_BYTES = 255
@@ -30,21 +34,23 @@ def _cut_bytes(text: str, limit: int) -> str:
 
 _ENDS = re.compile(r'^[\s.]+|[\s.]+$')  # whitespace (any) and dots at either end
 _SURROGATE = re.compile('[\ud800-\udfff]')
-_SIMPLE = re.compile(r'[A-Za-z0-9_\-+()\[\],@#&=~!$%^\' .]+')
+_SIMPLE = re.compile(r'[A-Za-z0-9_\-+()\[\],@#&=~!$%^\' .' + (':' if _POSIX else '') + ']+')
 _RESERVED = re.compile(
     r'(?i)(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])(\.|$)'
 )
 
 
 def safe_basename(name: str, fallback: str = 'item') -> str:
-    """Reduce ``name`` to a file basename that is safe on Linux, macOS and Windows.
+    """Reduce ``name`` to a file basename that is safe on this platform (and, but for a
+    colon on POSIX, on Linux, macOS and Windows alike).
 
     Directory parts (either separator) are dropped; control and reserved characters become
-    ``_``; leading/trailing spaces and dots are dropped (Windows drops trailing ones itself);
-    a Windows device name (``CON``, ``nul.txt``, ``COM1`` ...) gets a ``_`` (``pathvalidate``
-    does that part); the stem is cut to :data:`STEM_BYTES` UTF-8 bytes (not characters: a CJK
-    name keeps its item) on a character boundary. Unicode letters stay intact; a name that is
-    empty or only dots becomes ``fallback``.
+    ``_`` (a colon is not reserved on POSIX: ``a:b.jpg`` stays ``a:b.jpg``, on Windows it is
+    ``a_b.jpg``); leading/trailing spaces and dots are dropped (Windows drops trailing ones
+    itself); a Windows device name (``CON``, ``nul.txt``, ``COM1`` ...) gets a ``_``
+    (``pathvalidate`` does that part); the stem is cut to :data:`STEM_BYTES` UTF-8 bytes (not
+    characters: a CJK name keeps its item) on a character boundary. Unicode letters stay
+    intact; a name that is empty or only dots becomes ``fallback``.
     """
     name = str(name)
     if (
@@ -63,7 +69,8 @@ def _safe_basename(name: str, fallback: str) -> str:
     # lone surrogates cannot be in a name on disk
     name = _SURROGATE.sub('\ufffd', name)
     name = unicodedata.normalize('NFC', name)
-    name = PureWindowsPath(PurePosixPath(name.replace('\\', '/')).name).name
+    # the last part after either separator; a drive (``C:\\x``) goes with the folders
+    name = PurePosixPath(name.replace('\\', '/')).name
     name = _ENDS.sub('', _UNSAFE.sub('_', name))
     if not name:
         return fallback

@@ -8,7 +8,8 @@ normalised the same way, so the two clients return the same records for the same
 An unknown key raises :class:`~synapse_sdk.errors.FilterError` listing the supported keys: a typo
 never widens an export to the whole project. A value outside a field's known set (``status``) is
 refused the same way, naming the value and the allowed ones: a typo never narrows an export to
-nothing either.
+nothing either; so is a value of the wrong type (an object where a tag name goes), naming the
+field, the type given and the types allowed.
 
 ``fields=id,data_unit,...`` (a control param) asks for a *light* listing: only those columns of
 each record, no documents, no data units, in pages of up to :data:`MAX_LIGHT_PAGE_SIZE`. Export
@@ -22,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from synapse_sdk.errors import FilterError
 
@@ -203,53 +206,111 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def _items(key: str, value: Any) -> list[Any]:
+def _kind(value: Any) -> str:
+    """What a value is, in JSON's words (what a user typed in ``--filter`` or params)."""
+    if value is None:
+        return 'null'
+    if isinstance(value, bool):
+        return 'true/false'
+    if isinstance(value, int):
+        return 'a whole number'
+    if isinstance(value, float):
+        return 'a decimal number'
+    if isinstance(value, str):
+        return 'a string'
+    if isinstance(value, Mapping):
+        return 'an object'
+    if isinstance(value, list | tuple | set | frozenset):
+        return 'a list'
+    return f'a {type(value).__name__}'
+
+
+def _show(value: Any) -> str:
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _wrong_type(key: str, allowed: str, value: Any, element: bool = False) -> FilterError:
+    """The value's type is not one the filter takes: name the field, both types, the value."""
+    got = f'{_kind(value)} ({_show(value)})' + (' in the list' if element else '')
+    return FilterError(f'Filter {key!r} expects {allowed}, got {got}')
+
+
+_INTS = 'an integer or a list of integers'
+_STRS = 'a string or a list of strings'
+
+
+def _items(key: str, value: Any, allowed: str) -> list[Any]:
+    """The values of a list filter: a list, a comma-separated string or one integer."""
+    parts: list[Any]
     if isinstance(value, str):
         parts = [p.strip() for p in value.split(',')]
     elif isinstance(value, list | tuple | set | frozenset):
         parts = list(value)
-    else:
+    elif isinstance(value, int) and not isinstance(value, bool):
         parts = [value]
+    else:
+        raise _wrong_type(key, allowed, value)
     if not parts or any(p == '' or p is None for p in parts):
         raise FilterError(f'Filter {key!r} has an empty value')
     return parts
 
 
-def _to_int(key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise FilterError(f'Filter {key!r} expects an integer, got {value!r}')
-    if isinstance(value, int):
+def _to_int(key: str, value: Any, allowed: str = 'an integer', element: bool = False) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if not isinstance(value, str):
+        raise _wrong_type(key, allowed, value, element)
     try:
-        return int(str(value).strip())
+        return int(value.strip())
     except ValueError:
-        raise FilterError(f'Filter {key!r} expects an integer, got {value!r}') from None
+        raise _wrong_type(key, allowed, value, element) from None
+
+
+def _to_str(key: str, value: Any, element: bool = False) -> str:
+    """A string filter value; a whole number is its digits (``--filter tags=2024``)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _wrong_type(key, _STRS, value, element)
 
 
 def _to_bool(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in {'true', '1', 'yes'}:
-        return True
-    if text in {'false', '0', 'no'}:
-        return False
-    raise FilterError(f'Filter {key!r} expects true or false, got {value!r}')
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in {'true', '1', 'yes'}:
+            return True
+        if text in {'false', '0', 'no'}:
+            return False
+    raise _wrong_type(key, 'true or false', value)
 
 
 def _to_time(key: str, value: Any) -> str:
     if isinstance(value, datetime):
         return format_time(value)
+    allowed = 'an ISO 8601 date/time string (2026-01-05 or 2026-01-05T09:00:00Z)'
+    if not isinstance(value, str):
+        raise _wrong_type(key, allowed, value)
     try:
-        return format_time(datetime.fromisoformat(str(value).strip().replace(' ', '+')))
+        return format_time(datetime.fromisoformat(value.strip().replace(' ', '+')))
     except ValueError:
-        raise FilterError(f'Filter {key!r} expects an ISO 8601 date/time, got {value!r}') from None
+        raise _wrong_type(key, allowed, value) from None
+
+
+def _listed(value: Any) -> bool:
+    return isinstance(value, list | tuple | set | frozenset)
 
 
 _CONVERT: dict[str, Callable[[str, Any], list[Any]]] = {
     'int': lambda k, v: [_to_int(k, v)],
-    'ints': lambda k, v: [_to_int(k, x) for x in _items(k, v)],
-    'strs': lambda k, v: [str(x).strip() for x in _items(k, v)],
+    'ints': lambda k, v: [_to_int(k, x, _INTS, _listed(v)) for x in _items(k, v, _INTS)],
+    'strs': lambda k, v: [_to_str(k, x, _listed(v)) for x in _items(k, v, _STRS)],
     'bool': lambda k, v: [int(_to_bool(k, v))],
     'datetime': lambda k, v: [_to_time(k, v)],
 }

@@ -284,8 +284,10 @@ class StorageLocation(ABC):
         return staging
 
     def list_staging(self, rel_path: str | None = None) -> list[StagingInfo]:
-        """Every staging leftover of this storage (under ``rel_path`` when given), live ones
-        included: local staging directories and, on object stores, upload prefixes and claims.
+        """The staging leftovers of exports to ``rel_path`` (the storage root when ``None``),
+        live ones included: local staging directories directly in that folder (a
+        ``file_system`` storage is never walked) and, on object stores, upload prefixes and
+        claims under it.
         """
         rel = validate_rel_path(rel_path, 'path')
         return list(self._iter_staging(rel))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from synapse_sdk.errors import StorageError
 from synapse_sdk.storage.base import StorageLocation, name_candidates
 from synapse_sdk.storage.paths import STAGING_PREFIX, validate_name, validate_rel_path
-from synapse_sdk.storage.staging import StagingInfo, remove_meta, walk_dir
+from synapse_sdk.storage.staging import StagingInfo, remove_meta, scan_dir
 
 if TYPE_CHECKING:
     import fsspec
@@ -183,9 +183,16 @@ class LocalStorage(StorageLocation):
         return self._parent(rel_path, created)
 
     def _iter_staging(self, rel: str) -> Iterator[StagingInfo]:
-        start = self._resolve(rel, 'path')
-        if start.is_dir() and not start.is_symlink():
-            yield from walk_dir(start)
+        """The staging directories of exports to ``rel``: those directly in ``<root>/<rel>``,
+        where :meth:`staging_dir` puts them. Nothing below is listed: the storage is never
+        walked (its root may be a whole filesystem)."""
+        folder = self._resolve(rel, 'path')
+        try:
+            real, real_root = folder.resolve(strict=True), self._root_path.resolve()
+        except (OSError, RuntimeError):
+            return
+        if real.is_dir() and (real == real_root or real.is_relative_to(real_root)):
+            yield from scan_dir(folder)
 
     def publish(self, staging: Path, rel_path: str, name: str) -> str:
         """Rename ``staging`` onto the first free name of ``name``, ``name(1)``, ... ."""

@@ -309,27 +309,6 @@ def scan_dir(parent: Path) -> Iterator[StagingInfo]:
         yield local_info(path)
 
 
-def walk_dir(root: Path) -> Iterator[StagingInfo]:
-    """Staging directories anywhere under ``root``; never descends into one or into a link."""
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            with os.scandir(directory) as entries:
-                children = [
-                    e for e in entries if e.is_dir(follow_symlinks=False) and not e.is_symlink()
-                ]
-        except OSError:
-            continue
-        subdirs = []
-        for entry in sorted(children, key=lambda e: e.name):
-            if entry.name.startswith(STAGING_PREFIX):
-                yield local_info(Path(entry.path))
-            else:
-                subdirs.append(Path(entry.path))
-        stack.extend(reversed(subdirs))
-
-
 @contextlib.contextmanager
 def locked_dir(directory: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``directory`` (best effort: no-op where unsupported).

@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 
 from synapse_sdk.errors import ParamsError
-from synapse_sdk.formats._reader import LazyImages, find_image, input_error, load_project
+from synapse_sdk.formats._reader import (
+    NOT_FOUND,
+    LazyImages,
+    input_error,
+    load_project,
+    locate_image,
+)
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
 from synapse_sdk.formats.dm.convert import from_dm_v1, is_dm_v1
 from synapse_sdk.formats.images import image_size
@@ -85,9 +91,9 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
             except ParamsError:
                 report.skip('image', 'annotation json not readable')
                 continue
-            image = find_image(image_dir, f.stem) if image_dir.is_dir() else None
+            image, reason = locate_image(image_dir, f.stem) if image_dir.is_dir() else (None, None)
             if image is None:
-                report.skip('image file', 'file not found')
+                report.skip('image file', reason or NOT_FOUND)
             else:
                 report.count('image files')
             width, height = unit.get('width'), unit.get('height')

@@ -1,5 +1,9 @@
-"""Import LabelMe JSON files (as the labelme tool and our export write them): a directory
-searched recursively for ``*.json``, or one file.
+"""Import LabelMe JSON files (as the labelme tool and our export write them): one file, or a
+dataset folder ``DIR``: its ``*.json`` files (the labelme tool saves each beside its image) and
+those of its split folders, ``DIR/<split>/*.json`` (our export). Nothing deeper is read: a
+subfolder holding a ``project.json`` or ``labels.txt`` is a dataset of its own, and so is a
+folder two levels down holding JSON files; each is reported as a nested dataset not read, and a
+folder holding only those is refused, naming them.
 
 Read: ``rectangle``, ``oriented_rectangle``, ``polygon``, ``linestrip`` / ``line``, ``mask``
 shapes, and ``point`` shapes grouped by label and ``group_id`` into keypoint annotations
@@ -27,10 +31,12 @@ from typing import Any
 import orjson
 
 from synapse_sdk.formats._reader import (
+    ABSOLUTE,
     NOT_FOUND,
     LazyImages,
     canonical_split,
     input_error,
+    is_absolute_name,
     load_project,
     resolve_inside,
 )
@@ -83,21 +89,48 @@ def _groups(shapes: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[l
     return others, list(groups.values())
 
 
+#: What marks a folder as a dataset of its own (not a split folder of the one above).
+_DATASET_MARKS = ('project.json', 'labels.txt')
+
+
+def _layout(path: Path) -> str:
+    return f'expected {path}/*.json or {path}/<split>/*.json'
+
+
+def _json_files(folder: Path) -> list[Path]:
+    return [p for p in folder.glob('*.json') if p.is_file()]
+
+
+def _discover(path: Path, early: ImportReport) -> list[Path]:
+    """The JSON files of the dataset at ``path`` (see the module docstring); nested datasets
+    are counted in ``early`` by name. Only ``path``, its subfolders and theirs are listed."""
+    files = [p for p in _json_files(path) if p.name not in _OURS]
+    nested: list[str] = []
+    for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith('.')):
+        if any((sub / mark).is_file() for mark in _DATASET_MARKS):
+            nested.append(sub.name)
+            continue
+        files += _json_files(sub)
+        for deeper in sorted(p for p in sub.iterdir() if p.is_dir()):
+            if not deeper.name.startswith('.') and any(deeper.glob('*.json')):
+                nested.append(f'{sub.name}/{deeper.name}')
+    if not files:
+        hint = f'; nested datasets not read: {", ".join(nested)}' if nested else ''
+        raise input_error(path, f'no LabelMe JSON files ({_layout(path)}){hint}')
+    for rel in nested:
+        early.skip('folder', f'nested dataset {rel}, not read (import it on its own)')
+    return sorted(files)
+
+
 def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     path = Path(path)
+    early = ImportReport()  # counted before images are read
     if path.is_file():
         root, files = path.parent, [path]
     elif path.is_dir():
-        root = path
-        files = sorted(
-            p
-            for p in path.rglob('*.json')
-            if p.is_file() and not (p.parent == path and p.name in _OURS)
-        )
+        root, files = path, _discover(path, early)
     else:
         raise input_error(path, 'no such file or directory')
-    if not files:
-        raise input_error(path, 'no LabelMe JSON files found')
     # First pass: classes, their tools and keypoint names (files are read again lazily).
     declared: list[str] = []
     if (root / 'labels.txt').is_file():
@@ -138,8 +171,9 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
                 if key in declared and value is True:
                     tools.setdefault(key, 'classification')
     if not labelme_files:
+        where = f'; {_layout(path)}' if path.is_dir() else ''
         raise input_error(
-            path, 'no LabelMe JSON files found (objects with "shapes" and "imagePath")'
+            path, f'no LabelMe JSON files found (objects with "shapes" and "imagePath"{where})'
         )
     project = load_project(root)
     configuration = dict(project['configuration']) if project else None
@@ -163,7 +197,7 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     class_names = set(classes)
 
     def produce() -> Iterator[ImportedImage]:
-        report.clear()
+        report.update(early)
         with tempfile.TemporaryDirectory(prefix='synapse-labelme-') as tmp:
             for f in files:
                 data = _load(f)
@@ -176,7 +210,9 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
                     image.path.unlink(missing_ok=True)  # an embedded image, written for the copy
 
     title = path.stem if path.is_file() else path.name
-    return ImportedDataset(configuration, LazyImages(produce), title=title, report=report)
+    if project is not None and project.get('title'):  # our export: the project's own title
+        title = str(project['title'])
+    return ImportedDataset(configuration, LazyImages(produce, report), title=title, report=report)
 
 
 def _image_file(
@@ -189,7 +225,9 @@ def _image_file(
         if found is not None:
             return found
     reason = NOT_FOUND
-    if image_path:
+    if is_absolute_name(image_path):  # before it is joined to the JSON file's folder
+        reason = ABSOLUTE
+    elif image_path:
         rel = json_path.parent.relative_to(root).as_posix()
         candidate = f'{rel}/{PureWindowsPath(image_path).as_posix()}' if rel != '.' else image_path
         found, reason_or_none = resolve_inside(root, candidate)
@@ -197,7 +235,10 @@ def _image_file(
             return found
         reason = reason_or_none or NOT_FOUND
     embedded = data.get('imageData')
-    if isinstance(embedded, str) and embedded:
+    if embedded is not None and not isinstance(embedded, str):
+        report.skip('image file', f'{reason}, and imageData must be a base64 string or null')
+        return None
+    if embedded:
         try:
             raw = base64.b64decode(embedded, validate=True)
         except (binascii.Error, ValueError):

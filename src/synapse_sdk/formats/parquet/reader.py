@@ -1,6 +1,9 @@
 """Import Parquet files in the Hugging Face ``datasets`` object-detection layout (ours, or any
-with an ``image`` and an ``objects`` column): a directory (``data/*.parquet`` or every
-``*.parquet`` below it) or one file.
+with an ``image`` and an ``objects`` column): one file, or a dataset folder ``DIR`` whose
+files are ``DIR/data/*.parquet`` (the Hub layout), else ``DIR/*.parquet``, else those of its
+split folders (``DIR/train/*.parquet`` ..., the names :func:`canonical_split` knows). Nothing
+deeper is read: another subfolder holding parquet files is a dataset of its own, reported as
+not read (a folder holding only those is refused, naming them).
 
 Read: ``image`` (``{"bytes", "path"}`` as ``datasets.Image`` stores it, or a path string),
 ``image_id``, ``width``, ``height`` (else the image header), ``objects`` with ``bbox``
@@ -56,15 +59,38 @@ def _pq() -> Any:
     return pq
 
 
-def _files(path: Path) -> tuple[Path, list[Path]]:
+def _parquets(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob('*.parquet') if p.is_file())
+
+
+def _files(path: Path, early: ImportReport) -> tuple[Path, list[Path]]:
+    """The dataset's files: ``DIR/data/*.parquet`` (the Hugging Face layout our export
+    writes), else ``DIR/*.parquet``, else ``DIR/<split>/*.parquet``. Other subfolders holding
+    parquet files (``sub/*.parquet``, ``sub/data/*.parquet``) are datasets of their own:
+    counted in ``early`` by name, not read."""
     if path.is_file():
         return path.parent, [path]
     if not path.is_dir():
         raise input_error(path, 'no such file or directory')
-    files = sorted((path / 'data').glob('*.parquet')) if (path / 'data').is_dir() else []
-    files = files or sorted(path.rglob('*.parquet'))
+    data = path / 'data'
+    subs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith('.'))
+    files: list[Path] = []
+    for folders in ([data], [path], [s for s in subs if canonical_split(s.name)]):
+        files = [f for folder in folders if folder.is_dir() for f in _parquets(folder)]
+        if files:
+            break
+    read = {f.parent for f in files}
+    nested = [
+        sub.name
+        for sub in subs
+        if sub not in read and (any(sub.glob('*.parquet')) or any(sub.glob('data/*.parquet')))
+    ]
     if not files:
-        raise input_error(path, 'no .parquet files found')
+        hint = f'; nested datasets not read: {", ".join(nested)}' if nested else ''
+        expected = f'{data}/*.parquet, {path}/*.parquet or {path}/<split>/*.parquet'
+        raise input_error(path, f'no .parquet files (expected {expected}){hint}')
+    for rel in nested:
+        early.skip('folder', f'nested dataset {rel}, not read (import it on its own)')
     return path, files
 
 
@@ -121,7 +147,8 @@ def _tool(obj: dict[str, Any], i: int) -> str:
 
 def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     path = Path(path)
-    root, files = _files(path)
+    early = ImportReport()  # counted before images are read
+    root, files = _files(path, early)
     schema = _pq().read_schema(files[0])
     if 'objects' not in schema.names or 'image' not in schema.names:
         raise input_error(files[0], 'not an object-detection parquet (no image/objects columns)')
@@ -148,11 +175,13 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
     report = ImportReport()
 
     def produce() -> Iterator[ImportedImage]:
-        report.clear()
+        report.update(early)
         with tempfile.TemporaryDirectory(prefix='synapse-parquet-') as tmp:
             for f in files:
                 match = _SHARD.match(f.stem)
                 split = canonical_split(match.group('split') if match else f.stem)
+                if split is None and f.parent.parent == root:  # a split folder's file
+                    split = canonical_split(f.parent.name)
                 for n, row in enumerate(_rows(f), 1):
                     image = _image(row, root, images, Path(tmp), names, split, report, n)
                     yield image
@@ -160,7 +189,7 @@ def read_dataset(path: Path, images: Path | None = None) -> ImportedDataset:
                         image.path.unlink(missing_ok=True)  # written for the copy only
 
     title = path.stem if path.is_file() else path.name
-    return ImportedDataset(configuration, LazyImages(produce), title=title, report=report)
+    return ImportedDataset(configuration, LazyImages(produce, report), title=title, report=report)
 
 
 def _suffix(data: bytes) -> str:

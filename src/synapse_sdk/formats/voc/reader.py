@@ -43,8 +43,8 @@ from synapse_sdk.formats._reader import (
     LazyImages,
     canonical_split,
     class_list,
-    find_image,
     input_error,
+    locate_image,
     parse_attribute_value,
     resolve_inside,
 )
@@ -388,9 +388,11 @@ def _read(
     if file_name:
         found, reason = resolve_inside(image_dir, file_name)
     if found is None and reason == NOT_FOUND:
-        fallback = find_image(image_dir, xml.stem) if image_dir.is_dir() else None
+        fallback, why = locate_image(image_dir, xml.stem) if image_dir.is_dir() else (None, None)
         if fallback is not None:
             found, reason = resolve_inside(image_dir, fallback.name)
+        else:
+            reason = why or NOT_FOUND
     if found is None:
         report.skip('image file', reason or NOT_FOUND)
     else:

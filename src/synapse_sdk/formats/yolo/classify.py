@@ -13,8 +13,12 @@ folders (``train``, ``val``, ``test``, ...) hold class folders of images (and no
   safe folder names come back exactly), else the class folders sorted, as Ultralytics sorts
   them. A folder no name matches becomes a class added at the end (counted).
 - Each image becomes an image-level label (a ``classification`` annotation of its folder's
-  class). Images directly in a split folder (no class) are not imported (counted); every path
-  must resolve inside the dataset folder.
+  class). When the yaml says ``classification: NAME`` (our ``-o classification=NAME``: the
+  class was that image classification's value), each image also gets ``{NAME: class}``, and
+  the project declares that classification with the classes as its values. Images directly
+  in a split folder (no class) are not imported (counted); every path must resolve inside the
+  dataset folder. A folder two split entries name (our ``val: train`` when there is no val
+  split) is read once.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ def _split_dirs(
                 report.skip('split entry', f'{text!r}: not a folder inside the dataset')
             elif not target.resolve().is_relative_to(root.resolve()):
                 report.skip('split entry', f'{text!r}: {OUTSIDE}')
-            elif (key, target) not in out:
+            elif all(target != seen for _, seen in out):  # our val: train when no val split
                 out.append((key, target))
     return out
 
@@ -135,10 +139,14 @@ def read_classify(
             names.append(name)
             by_folder[name] = name
             early.count('classes not in the class list (added)')
-    configuration = {
+    configuration: dict[str, Any] = {
         'classes': [{'name': n, 'tool': 'classification', 'attributes': []} for n in names],
         'keypoints': {},
     }
+    by = data.get('classification')  # our writer's -o classification=NAME: restored too
+    by = by if isinstance(by, str) and by else None
+    if by is not None:
+        configuration['classifications'] = [{'name': by, 'values': list(names)}]
 
     def produce() -> Iterator[ImportedImage]:
         report.update(early)
@@ -166,6 +174,7 @@ def read_classify(
                         width=size[0] if size else None,
                         height=size[1] if size else None,
                         annotations=[{**label, 'attributes': {}}],
+                        classifications={by: category} if by is not None else {},
                         split=canonical_split(split),
                     )
 

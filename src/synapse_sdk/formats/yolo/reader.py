@@ -41,6 +41,7 @@ from synapse_sdk.formats._reader import (
     canonical_split,
     class_list,
     input_error,
+    is_absolute_name,
     resolve_inside,
 )
 from synapse_sdk.formats.dataset import ImportedDataset, ImportedImage, ImportReport
@@ -177,7 +178,7 @@ class _Layout:
             if why != NOT_FOUND:
                 reason = why or OUTSIDE
                 break
-        if PurePosixPath(text).is_absolute():
+        if is_absolute_name(text):  # a leading "/" or a drive (C:\\x); "a:b.jpg" is a name
             reason = ABSOLUTE
         self.report.skip('image', reason)
 
