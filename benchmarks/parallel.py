@@ -140,28 +140,54 @@ def _ray_env() -> dict[str, str]:
     return {**os.environ, 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0', 'RAY_AUTH_MODE': 'disabled'}
 
 
-def _ray_head(tmp: Path) -> str | None:
-    """Start a Ray head on 127.0.0.1 with 2 CPUs for the ``ray 2 cluster`` runs; its address."""
-    ray = Path(sys.executable).with_name('ray')
-    if not ray.exists():
-        print('no ray command: the ray 2 cluster runs are left out', file=sys.stderr)
-        return None
-    import socket
+class _RayHead:
+    """A Ray head of the benchmark's own on 127.0.0.1 with 2 CPUs, for one ``ray 2 cluster``
+    run (started before the timing, stopped after, so it idles beside no other run). Stopped
+    through its process group: ``ray stop`` would stop every Ray on the machine."""
 
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.run(
-        [str(ray), 'start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}',
-         '--num-cpus=2', '--include-dashboard=false', '--disable-usage-stats',
-         f'--temp-dir={tmp / "ray"}'],
-        capture_output=True, text=True, check=False, env=_ray_env(),
-    )  # fmt: skip
-    if proc.returncode != 0:
-        print(f'ray start failed, the ray 2 cluster runs are left out:\n{proc.stderr[-2000:]}',
-              file=sys.stderr)  # fmt: skip
-        return None
-    return f'127.0.0.1:{port}'
+    def __init__(self, tmp: Path) -> None:
+        import socket
+
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address: str | None = None
+        ray = Path(sys.executable).with_name('ray')
+        if not ray.exists():
+            return
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [str(ray), 'start', '--head', '--block', '--node-ip-address=127.0.0.1',
+             f'--port={port}', '--num-cpus=2', '--include-dashboard=false',
+             '--disable-usage-stats', f'--temp-dir={tmp / "ray"}'],
+            env=_ray_env(), start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection(('127.0.0.1', port), timeout=0.5):
+                    self.address = f'127.0.0.1:{port}'
+                    break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(2)  # the raylet registers after the GCS listens
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def _load() -> str:
@@ -195,9 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix='synapse-bench-par-', dir=base))
     results: dict[str, Any] = {'size': args.size, 'cpus': os.cpu_count(), 'runs': {},
                                'where': 'disk' if base is None else str(base)}  # fmt: skip
-    head = None
     try:
-        head = _ray_head(tmp)
         home = tmp / 'home'
         seeded = _run(
             [sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--child', '--home', str(home),
@@ -210,14 +234,22 @@ def main(argv: list[str] | None = None) -> None:
             rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
             for round_ in range(args.repeat):
                 for mode in MODES:
-                    if mode == 'ray 2 cluster' and head is None:
+                    head = _RayHead(tmp) if mode == 'ray 2 cluster' else None
+                    if head is not None and head.address is None:
+                        head.stop()
+                        print('no Ray head: the ray 2 cluster run is left out', file=sys.stderr)
                         continue
-                    row = _run(
-                        [sys.executable, __file__, '--child', '--home', str(home), '--format',
-                         fmt, '--mode', mode, '--name', f'{fmt}-{mode}-{round_}'.replace(' ', ''),
-                         '--ray-address', head or ''],
-                        f'{fmt} {mode}',
-                    )  # fmt: skip
+                    try:
+                        row = _run(
+                            [sys.executable, __file__, '--child', '--home', str(home),
+                             '--format', fmt, '--mode', mode,
+                             '--name', f'{fmt}-{mode}-{round_}'.replace(' ', ''),
+                             '--ray-address', head.address if head else ''],
+                            f'{fmt} {mode}',
+                        )  # fmt: skip
+                    finally:
+                        if head is not None:
+                            head.stop()
                     if row['items'] != args.size:
                         raise SystemExit(f'{fmt} {mode}: exported {row["items"]} of {args.size}')
                     rows[mode].append(row)
@@ -229,9 +261,6 @@ def main(argv: list[str] | None = None) -> None:
             }  # fmt: skip
         results['load_after'] = _load()
     finally:
-        if head is not None:
-            subprocess.run([str(Path(sys.executable).with_name('ray')), 'stop', '--force'],
-                           capture_output=True, check=False, env=_ray_env())  # fmt: skip
         shutil.rmtree(tmp, ignore_errors=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2))
