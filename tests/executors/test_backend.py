@@ -5,6 +5,7 @@ that dies with a task waiting behind the one it runs."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ from synapse_sdk.plugins.executors.backends import (
     START_ENV,
     Completion,
     ProcessBackend,
+    sqlite_open,
     start_method,
 )
 from synapse_sdk.plugins.executors.tasks import TaskCall
@@ -85,6 +87,58 @@ def test_workers_fork_when_the_driver_runs_one_thread_and_spawn_otherwise(monkey
     monkeypatch.setenv(START_ENV, 'vfork')
     with pytest.raises(ValueError, match=r"SYNAPSE_WORKER_START='vfork': allowed values are fork"):
         start_method()
+
+
+def test_workers_spawn_while_an_sqlite_database_is_open(tmp_path, monkeypatch):
+    """A fork would copy SQLite's record of the locks this process holds into a child that
+    holds none; the check reads the open files' headers without reopening them (closing a
+    reopened descriptor would drop this process's POSIX locks on the database)."""
+    monkeypatch.delenv(START_ENV, raising=False)
+    db = tmp_path / 'any-name'
+    conn = sqlite3.connect(db)
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE t (x)')
+    conn.execute('BEGIN')
+    conn.execute('INSERT INTO t VALUES (1)')  # a write lock held while we look
+    try:
+        assert sqlite_open()
+        assert start_method() == 'spawn'
+        other = sqlite3.connect(db, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match='locked'):
+            other.execute('INSERT INTO t VALUES (2)')  # the check dropped no lock
+        other.close()
+    finally:
+        conn.rollback()
+        conn.close()
+    assert not sqlite_open()
+    assert start_method() == 'fork'
+
+
+def test_an_export_on_the_embedded_store_releases_it_and_forks_its_workers(tmp_path, monkeypatch):
+    """``--workers 2`` on the embedded store: the driver's database connections (open since
+    the params were checked) are closed before the workers start, so they are forked; the
+    export is still the single-process one."""
+    from synapse_sdk.clients import LocalClient
+    from synapse_sdk.plugins.executors import Execution, backends
+
+    from .helpers import SHARD_SIZE, assert_same_export, params_for, seed_home, sharded, single
+
+    monkeypatch.delenv(START_ENV, raising=False)
+    methods: list[str] = []
+    real = backends.start_method
+    monkeypatch.setattr(backends, 'start_method', lambda: methods.append(real()) or methods[-1])
+    seed_home(tmp_path / 'home')
+    client = LocalClient(tmp_path / 'home')
+    try:
+        params = params_for('coco', 'task', 'forked')
+        expected = single(client, 'coco', params)
+        assert sqlite_open()  # the store is open in this process
+        got = sharded(client, 'coco', params, Execution(workers=2, shard_size=SHARD_SIZE))
+        assert methods == ['fork', 'fork']
+        assert_same_export(expected, got)
+        assert client.count_tasks({'project': 1}) > 0  # the store opens again on use
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize('method', ['fork', 'spawn'])

@@ -130,3 +130,10 @@ class LocalClient(ClientBase):
         """Close the store (only if this client opened it)."""
         if self._own_store:
             self.store.close()
+
+    def release_connections(self) -> None:
+        """Close the database connections of a store this client opened; they open again on
+        the next call. Worker processes are forked from this process only when no SQLite
+        database is open in it (see ``executors.backends.start_method``)."""
+        if self._own_store:
+            self.store.close()

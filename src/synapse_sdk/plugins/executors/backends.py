@@ -23,6 +23,7 @@ import os
 import queue
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -35,7 +36,15 @@ from typing import Any
 
 from synapse_sdk.plugins.executors.tasks import TaskCall, TaskFailure, call
 
-__all__ = ['START_ENV', 'Backend', 'Completion', 'InlineBackend', 'ProcessBackend', 'start_method']
+__all__ = [
+    'START_ENV',
+    'Backend',
+    'Completion',
+    'InlineBackend',
+    'ProcessBackend',
+    'sqlite_open',
+    'start_method',
+]
 
 OnEvents = Callable[[Any, Any], None]
 
@@ -186,15 +195,16 @@ START_ENV = 'SYNAPSE_WORKER_START'
 def start_method() -> str:
     """How the next worker process starts: ``fork`` or ``spawn``.
 
-    ``fork`` (Linux, when this process runs a single thread): the worker is a copy of the
-    driver, which has already imported the SDK and the action, so it is ready at once (a fresh
-    interpreter spends most of a second of CPU importing them again, on the cores the export
-    needs). With other threads running, a fork could copy a lock one of them holds, so the
-    worker is spawned instead, as on other systems: a fresh interpreter running
-    ``python -m synapse_sdk.plugins.executors.worker``. Either way nothing of the driver's
-    ``__main__`` runs again, so scripts, notebooks and test runners need no
-    ``if __name__ == '__main__'``. ``SYNAPSE_WORKER_START`` chooses (``fork`` still spawns
-    when forking is not safe).
+    ``fork`` (Linux, when this process runs a single thread and has no SQLite database open):
+    the worker is a copy of the driver, which has already imported the SDK and the action, so
+    it is ready at once (a fresh interpreter spends a third of a second of CPU importing them
+    again, on the cores the export needs). With other threads running, a fork could copy a lock
+    one of them holds; with a database open, SQLite's record of the locks this process holds
+    would be copied into a child that holds none. So then the worker is spawned, as on other
+    systems: a fresh interpreter running ``python -m synapse_sdk.plugins.executors.worker``.
+    Either way nothing of the driver's ``__main__`` runs again, so scripts, notebooks and test
+    runners need no ``if __name__ == '__main__'``. ``SYNAPSE_WORKER_START`` chooses (``fork``
+    still spawns when forking is not safe).
     """
     wanted = os.environ.get(START_ENV, '').strip().lower() or 'fork'
     if wanted not in ('fork', 'spawn'):
@@ -204,9 +214,36 @@ def start_method() -> str:
         and hasattr(os, 'fork')
         and sys.platform.startswith('linux')
         and threading.active_count() == 1
+        and not sqlite_open()
     ):
         return 'fork'
     return 'spawn'
+
+
+_SQLITE_HEADER = b'SQLite format 3\x00'
+
+
+def sqlite_open() -> bool:
+    """Whether this process has an SQLite database (or its WAL or shared-memory file) open.
+
+    Reads the first bytes through the open descriptors themselves (``pread``): opening the
+    file again and closing it would drop the POSIX locks SQLite holds on it.
+    """
+    try:
+        fds = os.listdir('/proc/self/fd')
+    except OSError:
+        return True  # cannot tell: do not fork
+    for name in fds:
+        try:
+            fd = int(name)
+            target = os.readlink(f'/proc/self/fd/{name}')
+            if target.endswith(('-wal', '-shm', '-journal')):
+                return True
+            if stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 16, 0) == _SQLITE_HEADER:
+                return True
+        except (OSError, ValueError):
+            continue  # closed meanwhile (the listing's own descriptor), or not readable
+    return False
 
 
 class _Forked:

@@ -158,6 +158,9 @@ def run_action(
         )
     own = backend is None
     if backend is None:
+        release = getattr(ctx.client, 'release_connections', None)
+        if execution.mode == 'local' and callable(release):
+            release()  # the embedded store reopens on use; its workers may then be forked
         backend = make_backend(execution, secrets)
     try:
         if instance is None or reason is not None:
