@@ -81,7 +81,7 @@ def test_no_sender_thread_outlives_a_finished_run():
         def create_logs(self, rows):
             pass
 
-    before = threading.active_count()
+    before = set(threading.enumerate())  # threads of other tests may end meanwhile: by identity
     clients = []
     for job in range(20):
         client = Ok()
@@ -92,8 +92,12 @@ def test_no_sender_thread_outlives_a_finished_run():
         logger.finish()
         logger.set_result('succeeded', result={'job': job})
     deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
+
+    def started_here() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before]
+
+    while started_here() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert threading.active_count() == before
+    assert started_here() == []
     for job, client in enumerate(clients):
         assert client.patches[-1] == {'status': 'succeeded', 'result': {'job': job}}
