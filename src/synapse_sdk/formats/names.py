@@ -58,6 +58,7 @@ def safe_basename(name: str, fallback: str = 'item') -> str:
         and _SIMPLE.fullmatch(name)
         and name[0] not in ' .'
         and name[-1] not in ' .'
+        and split_ext(name)[0][-1] not in ' .'  # the stem's own end too ('a..jpg')
         and not _RESERVED.match(name)
     ):
         return name  # the common case: already safe
