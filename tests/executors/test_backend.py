@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from synapse_sdk.errors import ParamsError
 from synapse_sdk.plugins.executors.backends import (
     START_ENV,
     Completion,
@@ -85,8 +86,9 @@ def test_workers_fork_when_the_driver_runs_one_thread_and_spawn_otherwise(monkey
         stop.set()
         thread.join()
     monkeypatch.setenv(START_ENV, 'vfork')
-    with pytest.raises(ValueError, match=r"SYNAPSE_WORKER_START='vfork': allowed values are fork"):
+    with pytest.raises(ParamsError) as info:
         start_method()
+    assert info.value.errors == [(START_ENV, "got 'vfork'; allowed: fork, spawn")]
 
 
 def test_workers_spawn_while_an_sqlite_database_is_open(tmp_path, monkeypatch):

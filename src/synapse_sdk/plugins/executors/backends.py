@@ -208,7 +208,11 @@ def start_method() -> str:
     """
     wanted = os.environ.get(START_ENV, '').strip().lower() or 'fork'
     if wanted not in ('fork', 'spawn'):
-        raise ValueError(f'{START_ENV}={wanted!r}: allowed values are fork and spawn')
+        from synapse_sdk.errors import ParamsError
+
+        raise ParamsError(
+            'Invalid environment', [(START_ENV, f'got {wanted!r}; allowed: fork, spawn')]
+        )
     if (
         wanted == 'fork'
         and hasattr(os, 'fork')
