@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from synapse_sdk.errors import FilterError
+from synapse_sdk.protocol import CONTROL_PARAMS, split_params
 
 __all__ = [
     'ASSIGNMENT_STATUSES',
@@ -53,12 +54,6 @@ MAX_LIGHT_PAGE_SIZE = 10_000
 #: anything runs (``status=approvd`` used to select nothing and publish an empty dataset).
 ASSIGNMENT_STATUSES = ('in_progress', 'submitted', 'approved', 'rejected')
 TASK_STATUSES = ('pending', 'in_progress', 'completed')
-
-# Query parameters that steer paging and rendering rather than select records.
-CONTROL_PARAMS = frozenset(
-    {'page_size', 'ordering', 'pagination', 'expand', 'id__gt', 'id__lt', 'pgh_id__gt',
-     'pgh_id__lt', 'fields', 'format'}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -352,17 +347,6 @@ def check_filter_values(target: str, filters: Mapping[str, Any]) -> list[tuple[s
         except FilterError as exc:
             problems.append((key, str(exc)))
     return problems
-
-
-def split_params(params: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a params mapping into ``(filters, control)``; ``None`` values are dropped."""
-    filters: dict[str, Any] = {}
-    control: dict[str, Any] = {}
-    for key, value in (params or {}).items():
-        if value is None:
-            continue
-        (control if key in CONTROL_PARAMS else filters)[key] = value
-    return filters, control
 
 
 def _page_size(value: Any, cap: int = MAX_PAGE_SIZE) -> int:
