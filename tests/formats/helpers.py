@@ -74,10 +74,11 @@ def export(
     options: dict[str, Any] | None = None,
     cmap: ClassMap | None = None,
     images: bool = True,
+    project: dict[str, Any] | None = None,
 ) -> tuple[ExportReport, FormatWriter]:
     """A minimal pipeline: start, per item place the image and write, finish."""
     report = ExportReport()
-    writer = get_writer(fmt)(root, cmap or class_map(), options or {}, report)
+    writer = get_writer(fmt)(root, cmap or class_map(), options or {}, report, project=project)
     writer.start()
     for item in items:
         report.items_total += 1

@@ -171,19 +171,10 @@ def _classify(
     root: Path, items: list[FormatItem], conf: dict[str, Any], options: dict[str, Any]
 ) -> tuple[ExportReport, YoloWriter]:
     """The pipeline's order, with the project the writer takes its classifications from."""
-    report = ExportReport()
-    writer = YoloWriter(root, ClassMap.from_configuration(conf), {'task': 'classify', **options},
-                        report, project={'title': 'p', 'configuration': conf})  # fmt: skip
-    writer.start()
-    for item in items:
-        report.items_total += 1
-        try:
-            writer.write_item(item)
-        except ItemExportError as exc:
-            report.fail_item(item.id, item.file_name, str(exc))
-            continue
-        report.count_item(item.split)
-    writer.finish()
+    report, writer = export('yolo', root, items, {'task': 'classify', **options},
+                            ClassMap.from_configuration(conf), images=False,
+                            project={'title': 'p', 'configuration': conf})  # fmt: skip
+    assert isinstance(writer, YoloWriter)
     return report, writer
 
 
