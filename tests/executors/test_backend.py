@@ -19,7 +19,6 @@ from synapse_sdk.plugins.executors.backends import (
     START_ENV,
     Completion,
     ProcessBackend,
-    sqlite_open,
     start_method,
 )
 from synapse_sdk.plugins.executors.tasks import TaskCall
@@ -71,9 +70,14 @@ def run_all(backend: ProcessBackend, tasks: dict[int, TaskCall], timeout: float 
 
 # -- how workers start ---------------------------------------------------------------------------
 def test_workers_fork_when_the_driver_runs_one_thread_and_spawn_otherwise(monkeypatch):
+    from synapse_sdk.plugins.executors import backends
+
     monkeypatch.delenv(START_ENV, raising=False)
-    assert threading.active_count() == 1, 'the test needs a driver without other threads'
-    assert start_method() == 'fork'
+    # What other tests of this process left open is not this test's: no database open here.
+    monkeypatch.setattr(backends, 'sqlite_files', lambda: [])
+    with monkeypatch.context() as alone:
+        alone.setattr(threading, 'active_count', lambda: 1)
+        assert start_method() == 'fork'
     monkeypatch.setenv(START_ENV, 'spawn')
     assert start_method() == 'spawn'
     monkeypatch.setenv(START_ENV, 'fork')
@@ -91,11 +95,27 @@ def test_workers_fork_when_the_driver_runs_one_thread_and_spawn_otherwise(monkey
     assert info.value.errors == [(START_ENV, "got 'vfork'; allowed: fork, spawn")]
 
 
+def _only_under(monkeypatch: pytest.MonkeyPatch, root: Path) -> Any:
+    """Make the fork check see only the databases under ``root`` (other tests of this process
+    may leave theirs open, or threads running): the decision then depends on this test alone."""
+    from synapse_sdk.plugins.executors import backends
+
+    real = backends.sqlite_files
+
+    def ours() -> list[str]:
+        return [f for f in real() if f.startswith(str(root))]
+
+    monkeypatch.setattr(backends, 'sqlite_files', ours)
+    monkeypatch.setattr(threading, 'active_count', lambda: 1)
+    return ours
+
+
 def test_workers_spawn_while_an_sqlite_database_is_open(tmp_path, monkeypatch):
     """A fork would copy SQLite's record of the locks this process holds into a child that
     holds none; the check reads the open files' headers without reopening them (closing a
     reopened descriptor would drop this process's POSIX locks on the database)."""
     monkeypatch.delenv(START_ENV, raising=False)
+    ours = _only_under(monkeypatch, tmp_path)
     db = tmp_path / 'any-name'
     conn = sqlite3.connect(db)
     conn.execute('PRAGMA journal_mode=WAL')
@@ -103,7 +123,7 @@ def test_workers_spawn_while_an_sqlite_database_is_open(tmp_path, monkeypatch):
     conn.execute('BEGIN')
     conn.execute('INSERT INTO t VALUES (1)')  # a write lock held while we look
     try:
-        assert sqlite_open()
+        assert str(db) in ours()
         assert start_method() == 'spawn'
         other = sqlite3.connect(db, timeout=0)
         with pytest.raises(sqlite3.OperationalError, match='locked'):
@@ -112,7 +132,7 @@ def test_workers_spawn_while_an_sqlite_database_is_open(tmp_path, monkeypatch):
     finally:
         conn.rollback()
         conn.close()
-    assert not sqlite_open()
+    assert ours() == []
     assert start_method() == 'fork'
 
 
@@ -126,6 +146,7 @@ def test_an_export_on_the_embedded_store_releases_it_and_forks_its_workers(tmp_p
     from .helpers import SHARD_SIZE, assert_same_export, params_for, seed_home, sharded, single
 
     monkeypatch.delenv(START_ENV, raising=False)
+    ours = _only_under(monkeypatch, tmp_path)
     methods: list[str] = []
     real = backends.start_method
     monkeypatch.setattr(backends, 'start_method', lambda: methods.append(real()) or methods[-1])
@@ -134,7 +155,7 @@ def test_an_export_on_the_embedded_store_releases_it_and_forks_its_workers(tmp_p
     try:
         params = params_for('coco', 'task', 'forked')
         expected = single(client, 'coco', params)
-        assert sqlite_open()  # the store is open in this process
+        assert ours()  # the store is open in this process
         got = sharded(client, 'coco', params, Execution(workers=2, shard_size=SHARD_SIZE))
         assert methods == ['fork', 'fork']
         assert_same_export(expected, got)
@@ -144,8 +165,9 @@ def test_an_export_on_the_embedded_store_releases_it_and_forks_its_workers(tmp_p
 
 
 @pytest.mark.parametrize('method', ['fork', 'spawn'])
-def test_forked_and_spawned_workers_run_the_same_tasks(monkeypatch, method):
+def test_forked_and_spawned_workers_run_the_same_tasks(tmp_path, monkeypatch, method):
     monkeypatch.setenv(START_ENV, method)
+    _only_under(monkeypatch, tmp_path)
     with ProcessBackend(2, env=ENV) as backend:
         assert [w.method for w in backend._workers] == [method, method]
         got = run_all(backend, {i: _task('whoami', i) for i in range(6)})

@@ -42,7 +42,7 @@ __all__ = [
     'Completion',
     'InlineBackend',
     'ProcessBackend',
-    'sqlite_open',
+    'sqlite_files',
     'start_method',
 ]
 
@@ -218,7 +218,7 @@ def start_method() -> str:
         and hasattr(os, 'fork')
         and sys.platform.startswith('linux')
         and threading.active_count() == 1
-        and not sqlite_open()
+        and not sqlite_files()
     ):
         return 'fork'
     return 'spawn'
@@ -227,27 +227,29 @@ def start_method() -> str:
 _SQLITE_HEADER = b'SQLite format 3\x00'
 
 
-def sqlite_open() -> bool:
-    """Whether this process has an SQLite database (or its WAL or shared-memory file) open.
+def sqlite_files() -> list[str]:
+    """The SQLite databases (and WAL, shared-memory or journal files) this process has open.
 
     Reads the first bytes through the open descriptors themselves (``pread``): opening the
-    file again and closing it would drop the POSIX locks SQLite holds on it.
+    file again and closing it would drop the POSIX locks SQLite holds on it. Where open files
+    cannot be listed (no ``/proc``), answers ``['?']``: assume there may be one.
     """
     try:
         fds = os.listdir('/proc/self/fd')
     except OSError:
-        return True  # cannot tell: do not fork
+        return ['?']
+    found = []
     for name in fds:
         try:
             fd = int(name)
             target = os.readlink(f'/proc/self/fd/{name}')
-            if target.endswith(('-wal', '-shm', '-journal')):
-                return True
-            if stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 16, 0) == _SQLITE_HEADER:
-                return True
+            if target.endswith(('-wal', '-shm', '-journal')) or (
+                stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 16, 0) == _SQLITE_HEADER
+            ):
+                found.append(target)
         except (OSError, ValueError):
             continue  # closed meanwhile (the listing's own descriptor), or not readable
-    return False
+    return found
 
 
 class _Forked:
