@@ -170,8 +170,11 @@ class Store:
         where = list(query.where)
         args = list(query.args)
         if after is not None:
-            where.append(f'{key} {"<" if query.descending else ">"} ?')
-            args.append(after)
+            # First: SQLite bounds the index scan by the first key condition it meets, and a
+            # shard's own range (``id__gte``) after the cursor made every page scan the shard
+            # again from its start (quadratic in the shard's size).
+            where.insert(0, f'{key} {"<" if query.descending else ">"} ?')
+            args.insert(0, after)
         if query.fields:  # a light listing: only these columns, no documents or data units
             light = query.target.light
             columns = ', '.join(f'{light[name]} AS {name}' for name in query.fields)
