@@ -14,6 +14,7 @@ from synapse_sdk.clients import LocalClient
 from synapse_sdk.errors import ExportError, ParamsError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.actions.export import BaseExporter, ExportAction
+from synapse_sdk.plugins.actions.export.journal import PartListing, file_digest
 from synapse_sdk.plugins.actions.export.merge import (
     CocoMerger,
     MergeContext,
@@ -175,3 +176,68 @@ def test_a_worker_that_cannot_see_the_staging_directory_says_so(tmp_path):
     )  # fmt: skip
     with pytest.raises(ExportError, match='not visible to this worker'):
         run_shard(payload, lambda batch: None)
+
+
+def _walk_listing(root: Path, special: str) -> dict[str, Any]:
+    """What a part holds, walked before it moves: every file's size and time, and a digest
+    of the top-level and special ones."""
+    files: dict[str, list[Any]] = {}
+    dirs = []
+    for path in sorted(root.rglob('*')):
+        rel = path.relative_to(root).as_posix()
+        if path.is_dir():
+            dirs.append(rel)
+            continue
+        st = path.stat()
+        entry: list[Any] = [st.st_size, st.st_mtime_ns]
+        if '/' not in rel or rel == special:
+            entry.append(file_digest(path))
+        files[rel] = entry
+    return {'files': files, 'dirs': sorted(dirs)}
+
+
+def _part(root: Path, n: int) -> None:
+    for rel, text in ((f'labels/train/{n}.txt', f'{n}'), (f'labels/val/deep/{n}.txt', 'v'),
+                      (f'images/{n}.jpg', 'jpg' * n), ('labels.txt', 'alike'),
+                      (f'annotations/instances_{n}.json', '{}'), ('annotations/keep.json', f'{n}'),
+                      (f'empty_{n}/', '')):  # fmt: skip
+        path = root / rel
+        if rel.endswith('/'):
+            path.mkdir(parents=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.mark.parametrize('links', [True, False])
+def test_a_part_is_listed_as_it_moves(tmp_path, monkeypatch, links):
+    """The journal's listing of a part comes from the move itself (one pass): every file, its
+    size and time, a digest of the files that stay and of the top-level ones, every directory;
+    a directory the export lacks moves whole, the others file by file, special files stay."""
+    if not links:  # a filesystem without hard links (none can be mounted here): rename instead
+
+        def no_link(*args: Any, **kwargs: Any) -> None:
+            raise PermissionError(1, 'Operation not permitted')
+
+        monkeypatch.setattr('os.link', no_link)
+    root = tmp_path / 'root'
+    special = CocoMerger()  # annotations/*.json stay for the merge
+    for n in (1, 2):
+        part = tmp_path / f'p{n}'
+        _part(part, n)
+        expected = _walk_listing(part, f'annotations/instances_{n}.json')
+        expected['files']['annotations/keep.json'].append(
+            file_digest(part / 'annotations/keep.json'))  # fmt: skip
+        listing = PartListing(part)
+        special.move_items(part, root, listing)
+        assert listing.files == expected['files']
+        assert sorted(listing.dirs) == expected['dirs']
+        left = sorted(p.relative_to(part).as_posix() for p in part.rglob('*') if p.is_file())
+        assert left == [f'annotations/instances_{n}.json', 'annotations/keep.json']
+    moved = sorted(p.relative_to(root).as_posix() for p in root.rglob('*') if p.is_file())
+    assert moved == [
+        *('images/1.jpg', 'images/2.jpg', 'labels.txt', 'labels/train/1.txt'),
+        *('labels/train/2.txt', 'labels/val/deep/1.txt', 'labels/val/deep/2.txt'),
+    ]
+    assert (root / 'empty_1').is_dir() and (root / 'empty_2').is_dir()
+    assert (root / 'images/2.jpg').read_text() == 'jpgjpg'

@@ -9,6 +9,7 @@ import re
 import orjson
 import pytest
 
+from synapse_sdk.formats.names import StemAllocator
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
 from synapse_sdk.testing import read_tree_digest
@@ -86,3 +87,40 @@ def test_a_template_plugin_shards_on_the_command_line(tmp_path):
     assert read_tree_digest(out / 'tpl-one') == read_tree_digest(out / 'tpl-two')
     assert (out / 'tpl-two' / 'metadata.json').is_file()  # additional_file_saving ran once
     assert len(list((out / 'tpl-two' / 'json').iterdir())) == runs['two']['exported_count']
+
+
+@pytest.mark.parametrize(
+    ('target', 'share'), [('task', 1.0), ('task', 0.3), ('assignment', 0.5), ('ground_truth', 0.3)]
+)
+def test_names_listed_ahead_by_a_worker_name_every_file_as_one_process(
+    client, backend, monkeypatch, target, share
+):
+    """While the driver plans, an idle worker lists the first rows' file names and names them;
+    the driver lists only the rows after those. Where the plan keeps every row (tasks), the
+    worker's names are used as they are; where it drops some (assignments of one image), its
+    rows are named again over the samples. Either way, the files are named as one process
+    names them."""
+    monkeypatch.setattr('synapse_sdk.plugins.actions.export.shards.AHEAD_SHARE', share)
+    params = params_for('yolo', target, f'ahead-{target}-{share}')
+    expected = single(client, 'yolo', params)
+    asked: list[dict[str, object]] = []
+    listing = client.iter_fields
+
+    def iter_fields(target: str, filters: dict[str, object], fields: list[str], **kw: object):
+        if 'file_name' in fields:
+            asked.append(dict(filters))
+        return listing(target, filters, fields, **kw)
+
+    monkeypatch.setattr(client, 'iter_fields', iter_fields)
+    named = []  # names given in this (the driver's) process; the workers were started before
+    allocate = StemAllocator.allocate
+    monkeypatch.setattr(StemAllocator, 'allocate', lambda self, name, fallback='item': (
+        named.append(name) or allocate(self, name, fallback)))  # fmt: skip
+    got = sharded(client, 'yolo', params, Execution(workers=2, shard_size=SHARD_SIZE), backend)
+    assert_same_export(expected, got)
+    if share == 1.0:
+        assert asked == [] and named == []  # every name came from the worker
+    else:
+        assert asked and all(any(k.endswith('__gte') for k in f) for f in asked), asked
+    if target == 'assignment':  # the worker's names are of every row: named again
+        assert len(named) == got[0]['total_count']

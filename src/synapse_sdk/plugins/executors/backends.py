@@ -66,12 +66,19 @@ class Backend:
     #: Tasks handed to the backend per slot at a time: more than one lets a worker start its
     #: next task the moment one ends, while the driver still merges what it sent.
     depth: int = 1
+    #: A task submitted starts at once on a process already running (no start-up to wait for):
+    #: worth handing it work the driver would otherwise do while it plans.
+    eager: bool = False
     name: str = 'backend'
 
     def submit(self, key: Any, task: TaskCall) -> None:
         raise NotImplementedError
 
     def poll(self, timeout: float, on_events: OnEvents) -> list[Completion]:
+        raise NotImplementedError
+
+    def idle(self) -> bool:
+        """Whether no task is submitted and unfinished (nothing for ``poll`` to deliver)."""
         raise NotImplementedError
 
     def cancel(self) -> None:
@@ -98,6 +105,9 @@ class InlineBackend(Backend):
 
     def submit(self, key: Any, task: TaskCall) -> None:
         self._queue.append((key, task))
+
+    def idle(self) -> bool:
+        return not self._queue
 
     def poll(self, timeout: float, on_events: OnEvents) -> list[Completion]:
         if not self._queue:
@@ -421,6 +431,7 @@ class ProcessBackend(Backend):
 
     name = 'processes'
     depth = 2
+    eager = True
 
     def __init__(
         self,
@@ -498,6 +509,9 @@ class ProcessBackend(Backend):
         except (EOFError, OSError):
             return False
         return worker.alive() or not worker.busy
+
+    def idle(self) -> bool:
+        return not self._queue and not any(w.busy for w in self._workers)
 
     def _replace(self, worker: _Worker) -> None:
         index = self._workers.index(worker)

@@ -172,6 +172,9 @@ class RayBackend(Backend):
     def submit(self, key: Any, task: TaskCall) -> None:
         self._refs[self._remote.remote(task)] = key
 
+    def idle(self) -> bool:
+        return not self._refs
+
     def poll(self, timeout: float, on_events: OnEvents) -> list[Completion]:
         ray = self._ray
         if not self._refs:

@@ -86,10 +86,15 @@ class InitializeStep(_ActionStep):
         state.filters = self._filters(state.handler, params.get('filter'), client)
         state.project = self._project(client, state.handler, state.filters)
         self.action.entrypoint.check_params(params, state.project)
+        self.before_plan(state)
         # Samples and splits of the whole selection; refuses an empty one (selection.py).
         state.handler.plan(client, state.filters, params, state.project)
         state.staging = self.create_staging(state, params)
         return StepResult(rollback_data={'staging': str(state.staging)})
+
+    def before_plan(self, state: ExportState) -> None:
+        """Called with the checked filters, before the selection is planned (a sharded run
+        starts work on its workers here)."""
 
     def create_staging(self, state: ExportState, params: dict[str, Any]) -> Path:
         """The staging directory the export is written into (a resumed run adopts the one

@@ -13,7 +13,7 @@ A shard writes its record (atomically) only once its part is complete, so after 
 adopts the staging directory of the interrupted run, checks that the params and the selection
 (samples, splits, file names) are unchanged (the manifest's fingerprint), keeps each recorded
 part whose files are still as recorded (size and time of each, a checksum of its index
-files, see :func:`part_listing`), and runs only the other shards. The merge and the
+files, see :class:`PartListing`), and runs only the other shards. The merge and the
 reports then run as in an uninterrupted export, so the result is byte-identical.
 """
 
@@ -25,12 +25,12 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from synapse_sdk.plugins.actions.export.merge import Listing
 from synapse_sdk.storage.paths import STAGING_PREFIX
 
 try:  # the staging folder's shared name, once staging markers exist (storage/staging.py)
@@ -41,10 +41,10 @@ except ImportError:  # pragma: no cover - depends on the storage package's versi
 __all__ = [
     'META_DIR',
     'Journal',
+    'PartListing',
     'file_digest',
     'find_resumable',
     'owner_alive',
-    'part_listing',
     'this_owner',
 ]
 
@@ -108,30 +108,36 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def part_listing(root: Path, checksum: Callable[[str], bool] = lambda rel: True) -> dict[str, Any]:
-    """What a finished part holds: ``{"files": {relative path: [size, mtime_ns(, digest)]},
+class PartListing(Listing):
+    """What a finished part holds, recorded as its files move into the export (see
+    :func:`~.merge.move_tree`): ``{"files": {relative path: [size, mtime_ns(, digest)]},
     "dirs": [relative directories]}`` (directories too: an empty one is part of the export).
 
-    Files ``checksum(rel)`` picks, and files at the top of the part, get a content digest too:
-    the shard's index files (merged into the export's COCO JSON, CSV ...), which a damaged
-    byte would spoil for every item, and the files every part writes alike (``project.json``,
-    ``labels.txt``: the export keeps one of them). Per-item files (a label, an image, always
-    in a folder) are vouched for by size and modification time, which costs a ``stat``
-    instead of reading every file again.
+    Files that stay in the part for the merge, and files at the top of the part, get a content
+    digest too: the shard's index files (merged into the export's COCO JSON, CSV ...), which a
+    damaged byte would spoil for every item, and the files every part writes alike
+    (``project.json``, ``labels.txt``: the export keeps one of them). Per-item files (a label,
+    an image, always in a folder) are vouched for by size and modification time, which costs
+    a ``stat`` instead of reading every file again.
     """
-    files: dict[str, list[Any]] = {}
-    dirs: list[str] = []
-    top = os.fspath(root)
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, top).replace(os.sep, '/')
-        prefix = '' if rel_dir == '.' else f'{rel_dir}/'
-        if prefix:
-            dirs.append(rel_dir)
-        for name in sorted(filenames):
-            rel = f'{prefix}{name}'
-            files[rel] = _fingerprint(os.path.join(dirpath, name), not prefix or checksum(rel))
-    return {'files': files, 'dirs': dirs}
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[str, list[Any]] = {}
+        self.dirs: list[str] = []
+
+    def file(self, rel: str, dir_fd: int, name: str, skipped: bool) -> None:
+        st = os.stat(name, dir_fd=dir_fd)
+        entry: list[Any] = [st.st_size, st.st_mtime_ns]
+        if skipped or '/' not in rel:
+            entry.append(file_digest(self.root / rel))
+        self.files[rel] = entry
+
+    def dir(self, rel: str) -> None:
+        self.dirs.append(rel)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'files': self.files, 'dirs': self.dirs}
 
 
 def _fingerprint(path: str | Path, checksum: bool) -> list[Any]:

@@ -38,6 +38,7 @@ from synapse_sdk.storage.local import rename_noreplace
 
 __all__ = [
     'MERGERS',
+    'Listing',
     'MergeContext',
     'MergeError',
     'MergeSession',
@@ -73,47 +74,134 @@ def _same_file(a: Path, b: Path) -> bool:
                 return True
 
 
-def move_tree(src: Path, dst: Path, skip: Callable[[str], bool] = lambda rel: False) -> None:
+def move_tree(
+    src: Path,
+    dst: Path,
+    skip: Callable[[str], bool] = lambda rel: False,
+    listing: Listing | None = None,
+) -> None:
     """Move every file and directory of ``src`` into ``dst`` (paths relative to each).
 
     A directory missing in ``dst`` is renamed over whole (unless ``skip`` may hold for
     something in it); a file already in ``dst`` must have the same bytes (it is dropped) or the
     merge fails. ``skip(rel)`` leaves a file (or, for ``rel + '/'``, a directory's content
-    that may hold such files) in place.
+    that may hold such files) in place. ``listing`` records every file and directory of
+    ``src`` (moved or left) before it moves: a shard's journal record (see journal.py).
     """
     os.makedirs(dst, exist_ok=True)
-    _move_children(os.fspath(src), os.fspath(dst), '', skip)
+    _move_children(os.fspath(src), os.fspath(dst), '', skip, listing)
 
 
-def _move_children(src: str, dst: str, prefix: str, skip: Callable[[str], bool]) -> None:
-    # Plain strings and the directory entries' own types: a part can hold 100,000 files.
-    rename = rename_noreplace
+class Listing:
+    """What a part holds, recorded as it is moved: ``file(rel, dir_fd, name, skipped)`` for a
+    file (``dir_fd``: its directory; ``skipped``: it stays), ``dir(rel)`` for a directory."""
+
+    def file(self, rel: str, dir_fd: int, name: str, skipped: bool) -> None:
+        raise NotImplementedError
+
+    def dir(self, rel: str) -> None:
+        raise NotImplementedError
+
+
+#: Errors of ``link`` where the filesystem has no hard links: such a file is renamed instead.
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EINVAL,
+             getattr(errno, 'ENOTSUP', -1), getattr(errno, 'EOPNOTSUPP', -1)}  # fmt: skip
+
+
+def _move_children(
+    src: str,
+    dst: str,
+    prefix: str,
+    skip: Callable[[str], bool] | None,
+    listing: Listing | None,
+) -> None:
+    """Move ``src``'s entries into ``dst``. A part can hold 100,000 files: plain names, the
+    directory entries' own types, both directories opened once (``*at`` calls need no path
+    walk), and no ``skip`` call inside a directory that cannot hold a skipped file."""
     with os.scandir(src) as entries:
         children = sorted(entries, key=lambda e: e.name)
-    for entry in children:
-        rel = f'{prefix}{entry.name}'
-        target = os.path.join(dst, entry.name)
-        if entry.is_dir(follow_symlinks=False):
-            if not skip(f'{rel}/'):
-                try:
-                    rename(entry.path, target)  # type: ignore[arg-type]
-                    continue
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise
-            os.makedirs(target, exist_ok=True)
-            _move_children(entry.path, target, f'{rel}/', skip)
-            continue
-        if skip(rel):
-            continue
+    src_fd = os.open(src, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        dst_fd = os.open(dst, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
         try:
-            rename(entry.path, target)  # type: ignore[arg-type]
+            for entry in children:
+                name = entry.name
+                rel = f'{prefix}{name}'
+                if entry.is_dir(follow_symlinks=False):
+                    _move_dir(entry.path, os.path.join(dst, name), rel, skip, listing)
+                    continue
+                skipped = skip is not None and skip(rel)
+                if listing is not None:
+                    listing.file(rel, src_fd, name, skipped)
+                if skipped:
+                    continue
+                _move_file(src_fd, dst_fd, name, entry.path, os.path.join(dst, name), rel)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+
+
+def _move_dir(
+    src: str,
+    dst: str,
+    rel: str,
+    skip: Callable[[str], bool] | None,
+    listing: Listing | None,
+) -> None:
+    inner = skip if skip is not None and skip(f'{rel}/') else None
+    if inner is None:  # nothing in it stays: the whole directory at once when dst has none
+        if listing is not None:
+            _list_tree(src, f'{rel}/', listing)  # before: once moved, others may add to it
+        try:
+            rename_noreplace(src, dst)  # type: ignore[arg-type]
+            return
         except FileExistsError:
-            if not _same_file(Path(entry.path), Path(target)):
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        listing = None  # listed already
+    elif listing is not None:
+        listing.dir(rel)
+    os.makedirs(dst, exist_ok=True)
+    _move_children(src, dst, f'{rel}/', inner, listing)
+
+
+def _list_tree(src: str, prefix: str, listing: Listing) -> None:
+    listing.dir(prefix[:-1])
+    with os.scandir(src) as entries:
+        children = sorted(entries, key=lambda e: e.name)
+    fd = os.open(src, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        for entry in children:
+            if entry.is_dir(follow_symlinks=False):
+                _list_tree(entry.path, f'{prefix}{entry.name}/', listing)
+            else:
+                listing.file(f'{prefix}{entry.name}', fd, entry.name, False)
+    finally:
+        os.close(fd)
+
+
+def _move_file(src_fd: int, dst_fd: int, name: str, src: str, dst: str, rel: str) -> None:
+    """Move one file without replacing one in ``dst``: a hard link and an unlink (two calls
+    at the directories, cheaper than ``renameat2`` through ctypes), or a rename where the
+    filesystem has no hard links."""
+    try:
+        os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    except FileExistsError:
+        if not _same_file(Path(src), Path(dst)):
+            raise MergeError(f'two shards wrote {rel} with different content') from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        try:
+            rename_noreplace(Path(src), Path(dst))
+            return
+        except FileExistsError:
+            if not _same_file(Path(src), Path(dst)):
                 raise MergeError(f'two shards wrote {rel} with different content') from None
-            os.unlink(entry.path)
+    os.unlink(name, dir_fd=src_fd)
 
 
 class PartMerger:
@@ -132,10 +220,10 @@ class PartMerger:
             return any(pattern.startswith(rel) for pattern in self.special)
         return any(_matches(rel, pattern) for pattern in self.special)
 
-    def move_items(self, part: Path, root: Path) -> None:
+    def move_items(self, part: Path, root: Path, listing: Listing | None = None) -> None:
         """Move a finished part's per-item files into ``root`` (any order: names are unique);
-        the special files stay for the session."""
-        move_tree(part, root, self.is_special)
+        the special files stay for the session. ``listing`` records the part first."""
+        move_tree(part, root, self.is_special, listing)
 
     def session(self, root: Path, context: MergeContext) -> MergeSession:
         """A merge of special files into ``root``, fed the parts in shard order."""
@@ -235,50 +323,78 @@ _ANNOTATION_ID = re.compile(rb'"id":(\d+),"image_id":')
 _IMAGE_ID = re.compile(rb'"height":-?\d+,"id":(-?\d+),"width":')
 
 
-def _lines(block: bytes) -> int:
-    return block.count(b'\n') + 1 if block else 0
+def _lines(data: bytes, start: int = 0, end: int | None = None) -> int:
+    end = len(data) if end is None else end
+    return data.count(b'\n', start, end) + 1 if end > start else 0
 
 
-def shift_annotation_ids(block: bytes, offset: int) -> bytes:
-    """Annotation lines (``,\\n``-joined) with every object's id moved up by ``offset``; the
-    bytes are otherwise unchanged."""
-    if not block or not offset:
+def shift_annotation_ids(
+    data: bytes, offset: int, start: int = 0, end: int | None = None
+) -> bytes | memoryview:
+    """Annotation lines (``,\\n``-joined: ``data[start:end]``) with every object's id moved up
+    by ``offset``; the bytes are otherwise unchanged (and not copied when ``offset`` is 0)."""
+    end = len(data) if end is None else end
+    block = memoryview(data)[start:end]
+    if end <= start or not offset:
         return block
-    lines = _lines(block)
-    if block.count(b'"image_id":') == lines:
+    lines = _lines(data, start, end)
+    if data.count(b'"image_id":', start, end) == lines:
         pieces = _ANNOTATION_ID.split(block)  # text, id, text, id, ..., text
         if len(pieces) == 2 * lines + 1:
             shifted = b'"id":%d,"image_id":'
             pieces[1::2] = [shifted % (n + offset) for n in map(int, pieces[1::2])]
             return b''.join(pieces)
     out = []
-    for line in block.split(b',\n'):
+    for line in bytes(block).split(b',\n'):
         ann = orjson.loads(line)
         ann['id'] = int(ann['id']) + offset
         out.append(orjson.dumps(ann, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY))
     return b',\n'.join(out)
 
 
-def image_ids(block: bytes) -> list[Any]:
-    """The ids of the image lines of ``block``."""
-    ids = _IMAGE_ID.findall(block)
-    if len(ids) == _lines(block):
+def image_ids(data: bytes, start: int = 0, end: int | None = None) -> list[Any]:
+    """The ids of the image lines of ``data[start:end]``."""
+    end = len(data) if end is None else end
+    if end <= start:
+        return []
+    ids = _IMAGE_ID.findall(data, start, end)
+    if len(ids) == _lines(data, start, end):
         return [int(i) for i in ids]
-    return [orjson.loads(line).get('id') for line in block.split(b',\n')] if block else []
+    return [orjson.loads(line).get('id') for line in bytes(data[start:end]).split(b',\n')]
 
 
-def read_coco(path: Path) -> tuple[bytes, bytes, bytes]:
-    """``(header, images, annotations)`` of a COCO file the writer wrote: the header up to
-    the images array, and each array's lines joined by ``,\\n`` (no brackets)."""
+@dataclass
+class CocoPart:
+    """A COCO file as the writer wrote it: its bytes, the header up to the images array, and
+    where each array's lines are in ``data`` (``,\\n``-joined, no brackets)."""
+
+    data: bytes
+    header: bytes
+    images: tuple[int, int]
+    annotations: tuple[int, int]
+
+
+def read_coco(path: Path) -> CocoPart:
+    """A part's COCO file, found in place (a part's arrays run to tens of megabytes: they are
+    not copied out of the file's bytes)."""
     data = path.read_bytes()
     start = data.find(_IMAGES_OPEN)
     middle = data.find(b'],\n' + _ANNOTATIONS_OPEN, max(start, 0))
     if start < 0 or middle < 0 or not data.endswith(b']}\n'):
         raise MergeError(f'{path.name}: not the layout the COCO writer writes')
-    header = data[: start + len(_IMAGES_OPEN)]
-    images = data[start + len(_IMAGES_OPEN) : middle].strip(b'\n')
-    annotations = data[middle + 3 + len(_ANNOTATIONS_OPEN) : -3].strip(b'\n')
-    return header, images, annotations
+    head = start + len(_IMAGES_OPEN)
+    images = _trimmed(data, head, middle)
+    annotations = _trimmed(data, middle + 3 + len(_ANNOTATIONS_OPEN), len(data) - 3)
+    return CocoPart(data, data[:head], images, annotations)
+
+
+def _trimmed(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """``start:end`` without the newlines at either end."""
+    while start < end and data[start] == 0x0A:
+        start += 1
+    while end > start and data[end - 1] == 0x0A:
+        end -= 1
+    return start, end
 
 
 class CocoMerger(PartMerger):
@@ -309,8 +425,7 @@ class _CocoSession(MergeSession):
         super().__init__(merger, root, context)
         self.offset = 0
         self.files: dict[str, _Appender] = {}
-        self.images_at: dict[str, tuple[int, int]] = {}  # instances file -> its images' bytes
-        self.image_owner: dict[Any, int] = {}
+        self.image_owner: dict[Any, int] = {}  # image id -> the part that has it
 
     def _appender(self, rel: str, head: bytes) -> _Appender:
         f = self.files.get(rel)
@@ -325,31 +440,41 @@ class _CocoSession(MergeSession):
     def add(self, part: Part) -> None:
         super().add(part)
         rels = _part_files(part, self.merger.special[0])
-        blocks = {rel: read_coco(part.root / rel) for rel in rels}
-        for rel, (head, image_block, ann_block) in blocks.items():
+        files = {rel: read_coco(part.root / rel) for rel in rels}
+        for rel, coco in files.items():
             found = _COCO_FILE.fullmatch(rel)
             keypoints = found is not None and found.group(1) == 'person_keypoints'
-            f = self._appender(rel, head)
+            f = self._appender(rel, coco.header)
+            data = coco.data
             if not keypoints:
-                for number in image_ids(image_block):
-                    owner = self.image_owner.setdefault(number, part.index)
-                    if owner != part.index:
-                        raise MergeError(
-                            f'image id {number} was given to records of shards {owner} and '
-                            f'{part.index} (duplicate source ids); export without sharding'
-                        )
-                if image_block:
-                    f.out.write((b',\n' if f.items else b'\n') + image_block)
+                self._own_images(image_ids(data, *coco.images), part.index)
+                start, end = coco.images
+                if end > start:
+                    f.out.write(b',\n' if f.items else b'\n')
+                    f.out.write(memoryview(data)[start:end])
                     f.items += 1
-            if ann_block:
+            start, end = coco.annotations
+            if end > start:
                 assert f.spool is not None
-                shifted = shift_annotation_ids(ann_block, self.offset)
-                f.spool.write((b',\n' if f.spooled else b'\n') + shifted)
+                f.spool.write(b',\n' if f.spooled else b'\n')
+                f.spool.write(shift_annotation_ids(data, self.offset, start, end))
                 f.spooled += 1
         spent = part.state.get('annotation_ids')
         if spent is None:  # a writer that does not say: every id went to a written line
-            spent = sum(_lines(ann_block) for _, _, ann_block in blocks.values())
+            spent = sum(_lines(c.data, *c.annotations) for c in files.values())
         self.offset += int(spent)
+
+    def _own_images(self, ids: list[Any], index: int) -> None:
+        """Record the image ids of part ``index``; one given to an earlier part fails."""
+        new = dict.fromkeys(ids, index)
+        taken = new.keys() & self.image_owner.keys()
+        if taken:
+            number = min(taken, key=str)
+            raise MergeError(
+                f'image id {number} was given to records of shards {self.image_owner[number]} '
+                f'and {index} (duplicate source ids); export without sharding'
+            )
+        self.image_owner.update(new)
 
     def finish(self) -> None:
         keypoints = {rel: f for rel, f in self.files.items() if rel.startswith(

@@ -45,7 +45,7 @@ from synapse_sdk.plugins.actions.export.export_action import (
     _state,
 )
 from synapse_sdk.plugins.actions.export.item import item_file_name
-from synapse_sdk.plugins.actions.export.journal import Journal, find_resumable, part_listing
+from synapse_sdk.plugins.actions.export.journal import Journal, PartListing, find_resumable
 from synapse_sdk.plugins.actions.export.merge import MergeContext, Part, merger_for
 from synapse_sdk.plugins.actions.export.outcome import PartResult
 from synapse_sdk.plugins.actions.export.pipeline import ItemPipeline, ItemSource, refuse_media
@@ -135,37 +135,99 @@ def _name_rows(
 ) -> Iterator[tuple[int, Any, str]]:
     """``(key, item id, file name)`` of every sample, in key order: a light listing of file
     names, or the full records from a backend that does not list them."""
-    key = plan.key
-    light = getattr(client, 'iter_fields', None)
-    rows: Any = None
-    if light is not None:
-        try:
-            rows = light(handler.list_target, filters, [key, 'id', 'file_name', 'unit_name'])
-            first = next(rows, None)
-        except FilterError:
-            rows = None
-        else:
-            if first is not None and 'file_name' not in first and 'data_unit' in first:
-                rows = None  # a backend that answers light listings with whole records
-            elif first is not None:
-                rows = _chain(first, rows)
-            else:
-                rows = iter(())
+    rows = _light_name_rows(client, handler.list_target, filters, plan.key)
     if rows is not None:  # NamePlan leaves out the records that are not samples
-        for row in rows:
-            item_id = row.get('id')
-            name = row.get('file_name') or row.get('unit_name') or str(item_id)
-            yield int(row[key]), item_id, str(name)
+        yield from rows
         return
+    key = plan.key
     records, _ = handler.fetch(client, filters)
     for record in records:
         if plan.keeps(record.get(key)):
             yield int(record[key]), record.get('id'), item_file_name(handler.to_export_item(record))
 
 
+def _light_name_rows(
+    client: Any, target: str | None, filters: dict[str, Any], key: str
+) -> Iterator[tuple[int, Any, str]] | None:
+    """``(key, item id, file name)`` of every record, from a light listing; ``None`` when the
+    backend lists no file names (no light listings, or whole records for them)."""
+    light = getattr(client, 'iter_fields', None)
+    if light is None or target is None:
+        return None
+    try:
+        rows = light(target, filters, [key, 'id', 'file_name', 'unit_name'])
+        first = next(rows, None)
+    except FilterError:
+        return None
+    if first is None:
+        return iter(())
+    if 'file_name' not in first and 'data_unit' in first:
+        return None  # a backend that answers light listings with whole records
+    return _named(_chain(first, rows), key)
+
+
+def _named(rows: Iterator[dict[str, Any]], key: str) -> Iterator[tuple[int, Any, str]]:
+    for row in rows:
+        item_id = row.get('id')
+        name = row.get('file_name') or row.get('unit_name') or str(item_id)
+        yield int(row[key]), item_id, str(name)
+
+
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
+
+
+# -- names listed ahead, by a worker, while the driver plans ----------------------------------
+#: The share of the selection's rows a worker lists and names ahead: about what it gets
+#: through while the driver plans (listing and naming a row costs it about twice what
+#: planning one costs the driver); the driver lists the rest as the shards need them.
+AHEAD_SHARE = 0.5
+#: At most this many rows are listed ahead (they come back to the driver in one message).
+AHEAD_ROWS = 250_000
+#: The backend key of that task (shard tasks are keyed by their index).
+NAMES_KEY = 'names'
+
+
+@dataclass
+class NamesPayload:
+    """The light listing a worker runs ahead: the first rows of the selection."""
+
+    client: ClientSpec
+    target: str
+    filters: dict[str, Any]
+    key: str
+    share: float = AHEAD_SHARE
+    cap: int = AHEAD_ROWS
+
+
+def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
+    """The first rows' ``(key, item id, file name)`` in key order (``payload.share`` of the
+    selection, at most ``payload.cap``), and the names one process gives them if every row is
+    a sample (the driver checks that against its plan); ``None`` when the backend lists no file
+    names."""
+    client = payload.client.build()
+    try:
+        count = getattr(client, f'count_{payload.target}s')(payload.filters)
+        limit = max(1, min(payload.cap, int(count * payload.share)))
+        named = _light_name_rows(client, payload.target, payload.filters, payload.key)
+        if named is None:
+            return None
+        rows = list(itertools.islice(named, limit + 1))
+    finally:
+        client.close()
+    complete = len(rows) <= limit
+    del rows[limit:]
+    allocator = StemAllocator()
+    allocate = allocator.allocate
+    entries = [(k, i, *allocate(name, fallback=str(i))) for k, i, name in rows]
+    return {
+        'keys': np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)).tobytes(),
+        'rows': rows,
+        'entries': entries,
+        'allocator': allocator,
+        'complete': complete,
+    }
 
 
 class NamePlan:
@@ -185,6 +247,7 @@ class NamePlan:
         plan: SelectionPlan,
         shards: list[Shard],
         exclude: frozenset[int] = frozenset(),
+        named: tuple[list[StemEntry], StemAllocator] | None = None,
     ) -> None:
         self._rows = rows
         self._keys = plan.keys
@@ -193,6 +256,11 @@ class NamePlan:
         self._complete = 0  # shards before this one have all their names
         self._exclude = exclude
         self._allocator = StemAllocator()
+        if named is not None:  # the first samples, named already (and the allocator after them)
+            entries, self._allocator = named
+            for shard in shards:
+                self._lists[shard.index] = entries[shard.start : shard.end]
+            self._complete = int(np.searchsorted(self._ends, len(entries), side='right'))
 
     def shard(self, index: int) -> list[StemEntry]:
         """The names of shard ``index``, in its order."""
@@ -367,14 +435,15 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
         pipeline = ItemPipeline(exporter, expected=shard.expected, stems=stems)
         part = pipeline.run(items, part_dir)
         merger = merger_for(type(exporter))
-        state = merger.state(exporter) if merger is not None else {}
+        assert merger is not None  # exporter_not_shardable: no shard runs without one
+        state = merger.state(exporter)
         skipped = stems.skipped()
         gone = set(skipped)
-        listing = part_listing(part_dir, merger.is_special if merger is not None else bool)
-        if merger is not None:
-            # Per-item files go into the export now, by every worker at once; a retried shard
-            # writes the same bytes, so what an earlier attempt moved is simply kept.
-            merger.move_items(part_dir, journal.staging)
+        # Per-item files go into the export now, by every worker at once (listed as they go);
+        # a retried shard writes the same bytes, so what an earlier attempt moved is kept.
+        listed = PartListing(part_dir)
+        merger.move_items(part_dir, journal.staging, listed)
+        listing = listed.to_dict()
         record = {
             'index': shard.index,
             'shard': shard.to_json(),
@@ -394,7 +463,7 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
         client.close()
 
 
-#: Keys of a shard's journal record that stay in the journal (see :func:`part_listing`).
+#: Keys of a shard's journal record that stay in the journal (see ``journal.PartListing``).
 _LISTING = ('files', 'dirs')
 
 
@@ -437,6 +506,7 @@ class ShardRun:
     resumed: list[int] = field(default_factory=list)
     fingerprint: str = ''
     keep_staging: bool = False
+    names_ahead: bool = False  # a worker lists the names while the driver plans
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -506,9 +576,37 @@ class ShardedInitializeStep(InitializeStep):
             )
         return super().create_staging(state, params)
 
+    def before_plan(self, state: ExportState) -> None:
+        """Hand the light listing of the file names to an idle worker: it runs while this
+        process plans the selection (see :func:`list_names`)."""
+        from synapse_sdk.plugins.executors.tasks import TaskCall
+
+        run = _run(self.action)
+        handler = state.handler
+        if not run.backend.eager or handler is None or handler.list_target is None:
+            return
+        payload = NamesPayload(run.client, handler.list_target, dict(state.filters), handler.key,
+                               AHEAD_SHARE, AHEAD_ROWS)  # fmt: skip
+        run.backend.submit(NAMES_KEY, TaskCall(f'{__name__}:list_names', payload))
+        run.names_ahead = True
+
     def rollback(self, context: ExportContext, result: StepResult) -> None:
         if not _run(self.action).keep_staging:
             super().rollback(context, result)
+
+
+def _listed_ahead(run: ShardRun) -> dict[str, Any] | None:
+    """The outcome of the names listed ahead (``None``: none, or it failed, and the driver
+    lists them itself: a real error then shows up there, with its own message)."""
+    if not run.names_ahead:
+        return None
+    run.names_ahead = False
+    backend = run.backend
+    while not backend.idle():
+        for done in backend.poll(0.5, lambda key, batch: None):
+            if done.key == NAMES_KEY:
+                return cast('dict[str, Any] | None', done.result) if done.ok else None
+    return None
 
 
 def _final(location: Any, rel: str, name: str) -> str:
@@ -549,8 +647,7 @@ class PlanShardsStep(BaseStep['ExportContext']):
                 )
             journal.clear()
         run.fingerprint = fingerprint
-        rows = _name_rows(context.client, handler, state.filters, plan)
-        run.names = NamePlan(rows, plan, run.shards)  # planned as the shards start
+        run.names = self._names(context, run, state, plan)  # planned as the shards start
         if manifest is not None and manifest.get('fingerprint') == fingerprint:
             self._keep_done(run, context)
         journal.write_manifest(
@@ -563,6 +660,28 @@ class PlanShardsStep(BaseStep['ExportContext']):
             }
         )  # fmt: skip
         return StepResult(data={'total_count': plan.count, 'shards': len(run.shards)})
+
+    @staticmethod
+    def _names(
+        context: ExportContext, run: ShardRun, state: ExportState, plan: SelectionPlan
+    ) -> NamePlan:
+        """The names of the samples: those a worker listed (and named) while the driver
+        planned, then the rest of the listing, read as the shards need them."""
+        handler = state.handler
+        assert handler is not None
+        ahead = _listed_ahead(run)
+        if ahead is None:
+            return NamePlan(_name_rows(context.client, handler, state.filters, plan), plan,
+                            run.shards)  # fmt: skip
+        keys = np.frombuffer(ahead['keys'], dtype=np.int64)
+        rest: Iterator[tuple[int, Any, str]] = iter(())
+        if not ahead['complete'] and len(keys):
+            after = {**state.filters, f'{plan.key}__gte': int(keys[-1]) + 1}
+            rest = _light_name_rows(context.client, handler.list_target, after, plan.key) or rest
+        if len(keys) <= len(plan.keys) and np.array_equal(keys, plan.keys[: len(keys)]):
+            # Every row listed is a sample, in order: named exactly as the plan would name them.
+            return NamePlan(rest, plan, run.shards, named=(ahead['entries'], ahead['allocator']))
+        return NamePlan(itertools.chain(ahead['rows'], rest), plan, run.shards)
 
     @staticmethod
     def _fingerprint(run: ShardRun, params: dict[str, Any], plan: SelectionPlan) -> str:
