@@ -241,3 +241,44 @@ def test_a_part_is_listed_as_it_moves(tmp_path, monkeypatch, links):
     ]
     assert (root / 'empty_1').is_dir() and (root / 'empty_2').is_dir()
     assert (root / 'images/2.jpg').read_text() == 'jpgjpg'
+
+
+@pytest.mark.parametrize('skipped', [False, True], ids=['all-exported', 'one-skipped'])
+def test_coco_parts_start_their_annotation_ids_where_one_process_would(
+    tmp_path, monkeypatch, skipped
+):
+    """A shard's COCO annotation ids start after the annotations the earlier shards' samples
+    list, so the merge copies them as they are; after a record whose annotation the writer
+    skips (a class the project lacks), the later parts are renumbered. The same bytes
+    either way."""
+    from synapse_sdk.plugins.actions.export import merge
+    from synapse_sdk.server.demo import create_demo
+
+    home = tmp_path / 'home'
+    create_demo(home, seed=3, images=40)
+    if skipped:
+        with Store(home) as store, store.transaction() as conn:
+            task, data = conn.execute(
+                'SELECT id, data FROM tasks WHERE project = 1 ORDER BY id LIMIT 1 OFFSET 17'
+            ).fetchone()
+            doc = orjson.loads(data)
+            doc['annotations'].append(
+                {'id': 'typo', 'category': 'nope', 'tool': 'bounding_box', 'bbox': [1, 1, 4, 4]}
+            )
+            conn.execute('UPDATE tasks SET data = ? WHERE id = ?', (orjson.dumps(doc), task))
+    shifts: list[int] = []
+    shift = merge.shift_annotation_ids
+    monkeypatch.setattr(merge, 'shift_annotation_ids', lambda data, offset, *rest: (
+        shifts.append(offset) or shift(data, offset, *rest)))  # fmt: skip
+    client = LocalClient(home)
+    params = {'name': 'ids', 'storage': 1, 'target': 'task', 'filter': {'project': 1},
+              'save_original_file': False}  # fmt: skip
+    expected = single(client, 'coco', params)
+    got = sharded(client, 'coco', params, Execution(workers=2, shard_size=7))
+    client.close()
+    assert_same_export(expected, got)
+    assert len(shifts) >= 5, shifts
+    if skipped:
+        assert shifts[0] == 0 and shifts[-1] == -1, shifts
+    else:
+        assert not any(shifts), shifts

@@ -111,7 +111,7 @@ def test_light_query_fields() -> None:
     assert full.page_size == MAX_PAGE_SIZE and full.fields == ()
     gt = parse_query('ground_truth_event', {'ground_truth_dataset_version': 1, 'fields': 'id'})
     assert gt.fields == ('pgh_id', 'id')
-    with pytest.raises(FilterError, match=r'data, .*allowed: created, data_unit'):
+    with pytest.raises(FilterError, match=r'data, .*allowed: annotations, created, data_unit'):
         parse_query('task', {'project': 1, 'fields': 'data,  nope'})
     with pytest.raises(FilterError, match='none given'):
         parse_query('task', {'project': 1, 'fields': ' , '})
@@ -122,14 +122,23 @@ def test_store_light_rows_match_the_full_records(synapse_home: Path) -> None:
     with Store(synapse_home) as store:
         full = store.query('assignment', {'project': 1, 'page_size': 1000})
         records, _ = store.page(full, url)
-        light = store.query('assignment', {'project': 1, 'fields': 'data_unit,status,created'})
+        light = store.query(
+            'assignment', {'project': 1, 'fields': 'data_unit,status,created,annotations'}
+        )
         rows, more = store.page(light, url)
     assert not more
     assert rows == [
         {'id': r['id'], 'data_unit': r['data_unit']['id'], 'status': r['status'],
-         'created': r['created']}
+         'created': r['created'], 'annotations': _listed(r['data'])}
         for r in records
     ]  # fmt: skip
+    assert any(row['annotations'] for row in rows)
+
+
+def _listed(data: Any) -> int | None:
+    """How many annotations a record's document lists (``None``: it lists none)."""
+    listed = data.get('annotations') if isinstance(data, dict) else None
+    return len(listed) if isinstance(listed, list) else None
 
 
 @pytest.mark.parametrize('target', ['assignment', 'task', 'ground_truth_event'])
@@ -141,7 +150,7 @@ def test_both_clients_iterate_the_same_light_rows(
         if target == 'ground_truth_event'
         else {'project': 1}
     )
-    fields = ['data_unit', 'created']
+    fields = ['data_unit', 'created', 'annotations']
     with LocalClient(synapse_home) as local, BackendClient(live_server) as http:
         a = list(local.iter_fields(target, flt, fields, page_size=3))
         b = list(http.iter_fields(target, flt, fields, page_size=3))

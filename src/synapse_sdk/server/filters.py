@@ -98,11 +98,14 @@ def _key_range(column: str) -> dict[str, _Filter]:
 
 def _file_columns(unit: str) -> dict[str, str]:
     """Light columns naming a record's output: its data unit's primary file name (the first
-    file by key when none is primary, as ``primary_file`` picks it) and the unit's own name."""
+    file by key when none is primary, as ``primary_file`` picks it) and the unit's own name;
+    and how many annotations the record lists (where a shard's COCO annotation ids start)."""
     return {
         'file_name': f'(SELECT f.file_name_original FROM files f WHERE f.data_unit = {unit} '
         'ORDER BY f.is_primary DESC, f.key LIMIT 1)',
         'unit_name': f'(SELECT d.name FROM data_units d WHERE d.id = {unit})',
+        # How many annotations the record's document lists (null: none listed).
+        'annotations': "json_array_length(r.data, '$.annotations')",
     }
 
 

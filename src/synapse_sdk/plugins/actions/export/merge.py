@@ -210,6 +210,10 @@ class PartMerger:
     #: Files (``dir/*.ext`` patterns or paths) merged by a :class:`MergeSession`.
     special: ClassVar[tuple[str, ...]] = ()
 
+    def begin(self, exporter: Any, annotations_before: int | None) -> None:
+        """Set up a shard's writer as its sink opens; ``annotations_before``: how many
+        annotations the samples of the earlier shards list (``None``: not known)."""
+
     def state(self, exporter: Any) -> dict[str, Any]:
         """What the merge needs from a finished shard's exporter (plain JSON data)."""
         return {}
@@ -404,10 +408,21 @@ class CocoMerger(PartMerger):
 
     special = ('annotations/*.json',)
 
+    def begin(self, exporter: Any, annotations_before: int | None) -> None:
+        """The part's annotation ids start after those the earlier shards' samples list: where
+        every listed annotation is exported (the common case) they are the ids one process
+        gives, and the merge copies them as they are."""
+        writer: Any = getattr(exporter, 'writer', None)
+        if annotations_before and isinstance(getattr(writer, '_next_ann_id', None), int):
+            writer._next_ann_id = writer._first_ann_id = annotations_before + 1
+
     def state(self, exporter: Any) -> dict[str, Any]:
         writer = getattr(exporter, 'writer', None)
+        first = getattr(writer, '_first_ann_id', 1)
         spent = getattr(writer, '_next_ann_id', None)
-        return {'annotation_ids': int(spent) - 1 if isinstance(spent, int) else None}
+        if not isinstance(spent, int):
+            return {'annotation_ids': None}
+        return {'annotation_ids': spent - first, 'annotation_base': first - 1}
 
     def session(self, root: Path, context: MergeContext) -> MergeSession:
         return _CocoSession(self, root, context)
@@ -441,6 +456,8 @@ class _CocoSession(MergeSession):
         super().add(part)
         rels = _part_files(part, self.merger.special[0])
         files = {rel: read_coco(part.root / rel) for rel in rels}
+        # The part's ids start after annotation_base (see begin): moved to start after offset.
+        shift = self.offset - int(part.state.get('annotation_base') or 0)
         for rel, coco in files.items():
             found = _COCO_FILE.fullmatch(rel)
             keypoints = found is not None and found.group(1) == 'person_keypoints'
@@ -457,7 +474,7 @@ class _CocoSession(MergeSession):
             if end > start:
                 assert f.spool is not None
                 f.spool.write(b',\n' if f.spooled else b'\n')
-                f.spool.write(shift_annotation_ids(data, self.offset, start, end))
+                f.spool.write(shift_annotation_ids(data, shift, start, end))
                 f.spooled += 1
         spent = part.state.get('annotation_ids')
         if spent is None:  # a writer that does not say: every id went to a written line

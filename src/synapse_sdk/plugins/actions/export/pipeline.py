@@ -180,7 +180,8 @@ class ItemPipeline:
     ``expected`` is how many items the run expects (for progress and ``stand_by``);
     ``journal`` hears of each settled item; ``on_progress(done, expected)`` is called at most
     about a thousand times per run, and once at the end; ``stems`` (see :func:`plan_stems`)
-    names the items instead of the exporter's own allocator.
+    names the items instead of the exporter's own allocator; ``on_open()`` runs once the sink
+    is open, before the first item (a shard sets up its writer there).
     """
 
     def __init__(
@@ -191,8 +192,10 @@ class ItemPipeline:
         journal: Journal | None = None,
         on_progress: Progress | None = None,
         stems: Mapping[Any, tuple[str, str, bool]] | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.exporter = exporter
+        self.on_open = on_open
         self.expected = int(exporter.params.get('count') or 0) if expected is None else expected
         self.journal = journal
         self.on_progress = on_progress
@@ -235,6 +238,8 @@ class ItemPipeline:
         restore_collector = relax_collector()  # fewer collector passes over live items
         try:
             sink.open(part_dir)
+            if self.on_open is not None:
+                self.on_open()
             for index, raw in enumerate(items, start=1):
                 if type(raw) is BrokenItem:
                     recorder.broken(raw, index)

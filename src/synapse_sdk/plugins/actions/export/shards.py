@@ -128,13 +128,17 @@ def cut_shards(keys: np.ndarray, size: int) -> list[Shard]:
 # -- names -----------------------------------------------------------------------------------------
 #: One planned name: ``(record key, item id, stem, ext, renamed)``.
 StemEntry = tuple[int, Any, str, str, bool]
+#: One row of the names listing: ``(record key, item id, file name, annotations)``; the last is
+#: how many annotations the record's document lists (``None``: not known).
+NameRow = tuple[int, Any, str, int | None]
+_NAME_FIELDS = ('id', 'file_name', 'unit_name')
 
 
 def _name_rows(
     client: Any, handler: Any, filters: dict[str, Any], plan: SelectionPlan
-) -> Iterator[tuple[int, Any, str]]:
-    """``(key, item id, file name)`` of every sample, in key order: a light listing of file
-    names, or the full records from a backend that does not list them."""
+) -> Iterator[NameRow]:
+    """The name rows of every sample, in key order: a light listing of file names, or the
+    full records from a backend that does not list them."""
     rows = _light_name_rows(client, handler.list_target, filters, plan.key)
     if rows is not None:  # NamePlan leaves out the records that are not samples
         yield from rows
@@ -143,34 +147,42 @@ def _name_rows(
     records, _ = handler.fetch(client, filters)
     for record in records:
         if plan.keeps(record.get(key)):
-            yield int(record[key]), record.get('id'), item_file_name(handler.to_export_item(record))
+            data = record.get('data')
+            listed = data.get('annotations') if isinstance(data, dict) else None
+            yield (int(record[key]), record.get('id'),
+                   item_file_name(handler.to_export_item(record)),
+                   len(listed) if isinstance(listed, list) else None)  # fmt: skip
 
 
 def _light_name_rows(
     client: Any, target: str | None, filters: dict[str, Any], key: str
-) -> Iterator[tuple[int, Any, str]] | None:
-    """``(key, item id, file name)`` of every record, from a light listing; ``None`` when the
-    backend lists no file names (no light listings, or whole records for them)."""
+) -> Iterator[NameRow] | None:
+    """The name rows of every record, from a light listing (with the annotation counts where
+    the backend lists them); ``None`` when it lists no file names (no light listings, or
+    whole records for them)."""
     light = getattr(client, 'iter_fields', None)
     if light is None or target is None:
         return None
-    try:
-        rows = light(target, filters, [key, 'id', 'file_name', 'unit_name'])
-        first = next(rows, None)
-    except FilterError:
-        return None
-    if first is None:
-        return iter(())
-    if 'file_name' not in first and 'data_unit' in first:
-        return None  # a backend that answers light listings with whole records
-    return _named(_chain(first, rows), key)
+    for fields in ((key, *_NAME_FIELDS, 'annotations'), (key, *_NAME_FIELDS)):
+        try:
+            rows = light(target, filters, list(fields))
+            first = next(rows, None)
+        except FilterError:
+            continue  # a backend without the annotation counts: the names alone
+        if first is None:
+            return iter(())
+        if 'file_name' not in first and 'data_unit' in first:
+            return None  # a backend that answers light listings with whole records
+        return _named(_chain(first, rows), key)
+    return None
 
 
-def _named(rows: Iterator[dict[str, Any]], key: str) -> Iterator[tuple[int, Any, str]]:
+def _named(rows: Iterator[dict[str, Any]], key: str) -> Iterator[NameRow]:
     for row in rows:
         item_id = row.get('id')
         name = row.get('file_name') or row.get('unit_name') or str(item_id)
-        yield int(row[key]), item_id, str(name)
+        count = row.get('annotations')
+        yield int(row[key]), item_id, str(name), count if type(count) is int else None
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -180,9 +192,10 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 # -- names listed ahead, by a worker, while the driver plans ----------------------------------
 #: The share of the selection's rows a worker lists and names ahead: about what it gets
-#: through while the driver plans (listing and naming a row costs it about twice what
-#: planning one costs the driver); the driver lists the rest as the shards need them.
-AHEAD_SHARE = 0.5
+#: through while the driver plans (listing, naming and sending a row cost it about three
+#: times what planning one costs the driver: measured at 100,000 tasks, a larger share kept
+#: the driver waiting); the driver lists the rest as the shards need them.
+AHEAD_SHARE = 0.35
 #: At most this many rows are listed ahead (they come back to the driver in one message).
 AHEAD_ROWS = 250_000
 #: The backend key of that task (shard tasks are keyed by their index).
@@ -220,7 +233,7 @@ def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
     del rows[limit:]
     allocator = StemAllocator()
     allocate = allocator.allocate
-    entries = [(k, i, *allocate(name, fallback=str(i))) for k, i, name in rows]
+    entries = [(k, i, *allocate(name, fallback=str(i))) for k, i, name, _ in rows]
     return {
         'keys': np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)).tobytes(),
         'rows': rows,
@@ -235,31 +248,38 @@ class NamePlan:
     handed out shard by shard: shard ``k``'s names need only the rows up to its range, so the
     first shards start while the names of the later ones are still being planned.
 
-    ``rows`` are ``(key, item id, file name)`` in key order; ``exclude`` are keys of records
-    that take no name (the handler could not read them).
+    ``rows`` are :data:`NameRow` in key order; ``exclude`` are keys of records that take no
+    name (the handler could not read them); ``named`` are the first samples' rows and names,
+    and the allocator after them (listed ahead by a worker). Each shard's samples' annotation
+    counts are summed as well (:meth:`annotations_before`).
     """
 
     BATCH = 5000
 
     def __init__(
         self,
-        rows: Iterator[tuple[int, Any, str]],
+        rows: Iterator[NameRow],
         plan: SelectionPlan,
         shards: list[Shard],
         exclude: frozenset[int] = frozenset(),
-        named: tuple[list[StemEntry], StemAllocator] | None = None,
+        named: tuple[list[NameRow], list[StemEntry], StemAllocator] | None = None,
     ) -> None:
         self._rows = rows
         self._keys = plan.keys
         self._ends = np.array([s.end for s in shards], dtype=np.int64)
         self._lists: list[list[StemEntry]] = [[] for _ in shards]
+        self._annotations = [0] * len(shards)  # what each shard's samples list
+        self._uncounted = [False] * len(shards)  # a sample of the shard did not say
         self._complete = 0  # shards before this one have all their names
         self._exclude = exclude
         self._allocator = StemAllocator()
         if named is not None:  # the first samples, named already (and the allocator after them)
-            entries, self._allocator = named
+            listed, entries, self._allocator = named
             for shard in shards:
                 self._lists[shard.index] = entries[shard.start : shard.end]
+                counts = [row[3] for row in listed[shard.start : shard.end]]
+                self._uncounted[shard.index] = None in counts
+                self._annotations[shard.index] = sum(c for c in counts if c is not None)
             self._complete = int(np.searchsorted(self._ends, len(entries), side='right'))
 
     def shard(self, index: int) -> list[StemEntry]:
@@ -267,6 +287,15 @@ class NamePlan:
         while self._complete <= index:
             self._pull()
         return self._lists[index]
+
+    def annotations_before(self, index: int) -> int | None:
+        """How many annotations the samples of the shards before ``index`` list (``None``:
+        not known of every one): where a shard's COCO annotation ids start, if every listed
+        annotation is exported (the merge renumbers them otherwise)."""
+        self.shard(index)
+        if any(self._uncounted[:index]):
+            return None
+        return sum(self._annotations[:index])
 
     def all(self) -> list[list[StemEntry]]:
         """Every shard's names."""
@@ -285,15 +314,19 @@ class NamePlan:
         kept = inside & (self._keys[np.minimum(positions, len(self._keys) - 1)] == keys)
         shards = np.searchsorted(self._ends, positions, side='right')
         allocate = self._allocator.allocate
-        lists, exclude = self._lists, self._exclude
+        lists, exclude, annotations = self._lists, self._exclude, self._annotations
         for row, keep, shard in zip(batch, kept.tolist(), shards.tolist(), strict=True):
             if not keep:
                 continue
-            key, item_id, name = row
+            key, item_id, name, count = row
             if key in exclude:
                 continue
             stem, ext, renamed = allocate(name, fallback=str(item_id))
             lists[shard].append((key, item_id, stem, ext, renamed))
+            if count is None:
+                self._uncounted[shard] = True
+            else:
+                annotations[shard] += count
         # Rows come in key order: every shard before the last row's is complete.
         self._complete = max(self._complete, min(int(shards[-1]), len(lists)))
 
@@ -391,6 +424,7 @@ class ShardPayload:
     plan: PlanSlice
     stems: list[StemEntry]
     attempt: int = 1
+    annotations_before: int | None = None  # what the samples of the earlier shards list
     events: bool = True
     fault: str | None = field(default=None, repr=False)
 
@@ -431,11 +465,16 @@ def run_shard(payload: ShardPayload, emit: Any) -> dict[str, Any]:
         params = dict(payload.params)
         params.update(count=payload.count, project=payload.project, filter=payload.filters)
         exporter = action.entrypoint(ctx, items, part_dir, **params)
-        stems = StemSequence(payload.stems)
-        pipeline = ItemPipeline(exporter, expected=shard.expected, stems=stems)
-        part = pipeline.run(items, part_dir)
         merger = merger_for(type(exporter))
         assert merger is not None  # exporter_not_shardable: no shard runs without one
+        stems = StemSequence(payload.stems)
+        pipeline = ItemPipeline(
+            exporter,
+            expected=shard.expected,
+            stems=stems,
+            on_open=lambda: merger.begin(exporter, payload.annotations_before),
+        )
+        part = pipeline.run(items, part_dir)
         state = merger.state(exporter)
         skipped = stems.skipped()
         gone = set(skipped)
@@ -674,13 +713,14 @@ class PlanShardsStep(BaseStep['ExportContext']):
             return NamePlan(_name_rows(context.client, handler, state.filters, plan), plan,
                             run.shards)  # fmt: skip
         keys = np.frombuffer(ahead['keys'], dtype=np.int64)
-        rest: Iterator[tuple[int, Any, str]] = iter(())
+        rest: Iterator[NameRow] = iter(())
         if not ahead['complete'] and len(keys):
             after = {**state.filters, f'{plan.key}__gte': int(keys[-1]) + 1}
             rest = _light_name_rows(context.client, handler.list_target, after, plan.key) or rest
         if len(keys) <= len(plan.keys) and np.array_equal(keys, plan.keys[: len(keys)]):
             # Every row listed is a sample, in order: named exactly as the plan would name them.
-            return NamePlan(rest, plan, run.shards, named=(ahead['entries'], ahead['allocator']))
+            named = (ahead['rows'], ahead['entries'], ahead['allocator'])
+            return NamePlan(rest, plan, run.shards, named=named)
         return NamePlan(itertools.chain(ahead['rows'], rest), plan, run.shards)
 
     @staticmethod
@@ -916,6 +956,7 @@ class RunShardsStep(BaseStep['ExportContext']):
                     count=context.total_count,
                     plan=PlanSlice.of(plan, shard),
                     stems=names.shard(shard.index),
+                    annotations_before=names.annotations_before(shard.index),
                     attempt=attempt,
                     events=events,
                     fault=run.fault,
