@@ -109,6 +109,7 @@ def test_names_listed_ahead_by_a_worker_name_every_file_as_one_process(
     def iter_fields(target: str, filters: dict[str, object], fields: list[str], **kw: object):
         if 'file_name' in fields:
             asked.append(dict(filters))
+            assert 'annotations' not in fields  # counted only for a merge that uses them (COCO)
         return listing(target, filters, fields, **kw)
 
     monkeypatch.setattr(client, 'iter_fields', iter_fields)

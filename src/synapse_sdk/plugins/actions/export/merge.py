@@ -209,6 +209,8 @@ class PartMerger:
 
     #: Files (``dir/*.ext`` patterns or paths) merged by a :class:`MergeSession`.
     special: ClassVar[tuple[str, ...]] = ()
+    #: Whether :meth:`begin` uses the annotation counts (the names listing then counts them).
+    counts_annotations: ClassVar[bool] = False
 
     def begin(self, exporter: Any, annotations_before: int | None) -> None:
         """Set up a shard's writer as its sink opens; ``annotations_before``: how many
@@ -407,6 +409,7 @@ class CocoMerger(PartMerger):
     are shifted by the ids the parts before it spent."""
 
     special = ('annotations/*.json',)
+    counts_annotations = True
 
     def begin(self, exporter: Any, annotations_before: int | None) -> None:
         """The part's annotation ids start after those the earlier shards' samples list: where

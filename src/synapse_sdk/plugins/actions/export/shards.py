@@ -135,11 +135,12 @@ _NAME_FIELDS = ('id', 'file_name', 'unit_name')
 
 
 def _name_rows(
-    client: Any, handler: Any, filters: dict[str, Any], plan: SelectionPlan
+    client: Any, handler: Any, filters: dict[str, Any], plan: SelectionPlan, counts: bool
 ) -> Iterator[NameRow]:
     """The name rows of every sample, in key order: a light listing of file names, or the
-    full records from a backend that does not list them."""
-    rows = _light_name_rows(client, handler.list_target, filters, plan.key)
+    full records from a backend that does not list them (``counts``: with the annotation
+    counts, where the merge uses them)."""
+    rows = _light_name_rows(client, handler.list_target, filters, plan.key, counts)
     if rows is not None:  # NamePlan leaves out the records that are not samples
         yield from rows
         return
@@ -155,7 +156,7 @@ def _name_rows(
 
 
 def _light_name_rows(
-    client: Any, target: str | None, filters: dict[str, Any], key: str
+    client: Any, target: str | None, filters: dict[str, Any], key: str, counts: bool
 ) -> Iterator[NameRow] | None:
     """The name rows of every record, from a light listing (with the annotation counts where
     the backend lists them); ``None`` when it lists no file names (no light listings, or
@@ -163,7 +164,8 @@ def _light_name_rows(
     light = getattr(client, 'iter_fields', None)
     if light is None or target is None:
         return None
-    for fields in ((key, *_NAME_FIELDS, 'annotations'), (key, *_NAME_FIELDS)):
+    tries = ((key, *_NAME_FIELDS, 'annotations'),) if counts else ()
+    for fields in (*tries, (key, *_NAME_FIELDS)):
         try:
             rows = light(target, filters, list(fields))
             first = next(rows, None)
@@ -212,6 +214,7 @@ class NamesPayload:
     key: str
     share: float = AHEAD_SHARE
     cap: int = AHEAD_ROWS
+    counts: bool = False  # with the annotation counts (see _light_name_rows)
 
 
 def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
@@ -223,7 +226,8 @@ def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
     try:
         count = getattr(client, f'count_{payload.target}s')(payload.filters)
         limit = max(1, min(payload.cap, int(count * payload.share)))
-        named = _light_name_rows(client, payload.target, payload.filters, payload.key)
+        named = _light_name_rows(client, payload.target, payload.filters, payload.key,
+                                 payload.counts)  # fmt: skip
         if named is None:
             return None
         rows = list(itertools.islice(named, limit + 1))
@@ -546,6 +550,7 @@ class ShardRun:
     fingerprint: str = ''
     keep_staging: bool = False
     names_ahead: bool = False  # a worker lists the names while the driver plans
+    counts: bool = False  # the names listing counts annotations (the merger uses them)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -621,11 +626,14 @@ class ShardedInitializeStep(InitializeStep):
         from synapse_sdk.plugins.executors.tasks import TaskCall
 
         run = _run(self.action)
+        entrypoint = self.action.entrypoint
+        merger = merger_for(entrypoint) if isinstance(entrypoint, type) else None
+        run.counts = merger is not None and merger.counts_annotations
         handler = state.handler
         if not run.backend.eager or handler is None or handler.list_target is None:
             return
         payload = NamesPayload(run.client, handler.list_target, dict(state.filters), handler.key,
-                               AHEAD_SHARE, AHEAD_ROWS)  # fmt: skip
+                               AHEAD_SHARE, AHEAD_ROWS, run.counts)  # fmt: skip
         run.backend.submit(NAMES_KEY, TaskCall(f'{__name__}:list_names', payload))
         run.names_ahead = True
 
@@ -710,13 +718,14 @@ class PlanShardsStep(BaseStep['ExportContext']):
         assert handler is not None
         ahead = _listed_ahead(run)
         if ahead is None:
-            return NamePlan(_name_rows(context.client, handler, state.filters, plan), plan,
-                            run.shards)  # fmt: skip
+            rows = _name_rows(context.client, handler, state.filters, plan, run.counts)
+            return NamePlan(rows, plan, run.shards)
         keys = np.frombuffer(ahead['keys'], dtype=np.int64)
         rest: Iterator[NameRow] = iter(())
         if not ahead['complete'] and len(keys):
             after = {**state.filters, f'{plan.key}__gte': int(keys[-1]) + 1}
-            rest = _light_name_rows(context.client, handler.list_target, after, plan.key) or rest
+            rest = _light_name_rows(context.client, handler.list_target, after, plan.key,
+                                    run.counts) or rest  # fmt: skip
         if len(keys) <= len(plan.keys) and np.array_equal(keys, plan.keys[: len(keys)]):
             # Every row listed is a sample, in order: named exactly as the plan would name them.
             named = (ahead['rows'], ahead['entries'], ahead['allocator'])
@@ -863,7 +872,7 @@ class RunShardsStep(BaseStep['ExportContext']):
                 break
             exclude |= skipped
             assert run.names is not None
-            rows = _name_rows(context.client, state.handler, state.filters, plan)
+            rows = _name_rows(context.client, state.handler, state.filters, plan, run.counts)
             names = NamePlan(rows, plan, run.shards, frozenset(exclude))
             before, after = run.names.all(), names.all()
             changed = [i for i in range(len(after)) if _renamed(before[i], after[i])]
