@@ -282,3 +282,33 @@ def test_coco_parts_start_their_annotation_ids_where_one_process_would(
         assert shifts[0] == 0 and shifts[-1] == -1, shifts
     else:
         assert not any(shifts), shifts
+
+
+def test_a_backend_without_annotation_counts_still_lists_the_names(synapse_home: Path):
+    """Another backend may refuse the ``annotations`` light column (an unknown field): the
+    names are listed without the counts (COCO parts are then renumbered by the merge)."""
+    from synapse_sdk.errors import FilterError
+    from synapse_sdk.plugins.actions.export.shards import _light_name_rows
+
+    client = LocalClient(synapse_home)
+    asked: list[list[str]] = []
+
+    def older(target: str, filters: dict[str, Any], fields: list[str], **kw: Any) -> Any:
+        asked.append(list(fields))
+        if 'annotations' in fields:
+            raise FilterError('fields: unknown field(s) annotations')
+        return LocalClient.iter_fields(client, target, filters, fields, **kw)
+
+    client.iter_fields = older  # type: ignore[method-assign]  # a backend this SDK can't run
+    rows = _light_name_rows(client, 'task', {'project': 1}, 'id', counts=True)
+    assert rows is not None
+    listed = list(rows)
+    client.close()
+    assert listed and all(count is None for *_, count in listed)
+    assert [('annotations' in f) for f in asked] == [True, False]
+    with LocalClient(synapse_home) as current:
+        counted = _light_name_rows(current, 'task', {'project': 1}, 'id', counts=True)
+        assert counted is not None
+        current_rows = list(counted)
+    assert [row[:3] for row in current_rows] == [row[:3] for row in listed]
+    assert any(row[3] for row in current_rows)
