@@ -66,8 +66,8 @@ def child(args: argparse.Namespace) -> None:
     os.environ.setdefault('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', '0')  # Ray on loopback only
     from synapse_sdk.clients.local import LocalClient
     from synapse_sdk.loggers import NullLogger
-    from synapse_sdk.plugins.builtin import formats
     from synapse_sdk.plugins.context import RuntimeContext
+    from synapse_sdk.plugins.discovery import load_plugin
     from synapse_sdk.plugins.executors import Execution, run_action
 
     class Lines(NullLogger):
@@ -79,7 +79,9 @@ def child(args: argparse.Namespace) -> None:
             self.lines.append(message)
 
     fmt, mode = args.format, args.mode
-    action = getattr(formats, f'{fmt.capitalize()}ExportAction')
+    # What `synapse export FMT` runs (the plugin's action, with its config.yaml), in every
+    # mode: the workers load the same one.
+    action = load_plugin(fmt).get_action('export')
     params = {
         'name': args.name,
         'storage': 1,

@@ -16,6 +16,7 @@ item into the export root, then :meth:`BaseExporter.complete` writes the reports
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -139,9 +140,17 @@ def media_kind(record: Any) -> str | None:
     files = unit.get('files') if isinstance(unit, dict) else None
     if not isinstance(files, dict) or not files:
         return None
+    if len(files) == 1:  # the common case: no order to work out
+        return _kind_of(str(next(iter(files))))
     keys = sorted(files)
     key = next((k for k in keys if isinstance(files[k], dict) and files[k].get('is_primary')), None)
-    return _KIND.sub('', str(key if key is not None else keys[0]))
+    return _kind_of(str(key if key is not None else keys[0]))
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_of(key: str) -> str:
+    """``image_1`` -> ``image`` (a run meets a handful of keys, over and over)."""
+    return _KIND.sub('', key)
 
 
 def refuse_media(allowed: Iterable[str]) -> Callable[[Any], str | None] | None:
