@@ -90,18 +90,19 @@ def test_a_template_plugin_shards_on_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ('target', 'share'), [('task', 1.0), ('task', 0.3), ('assignment', 0.5), ('ground_truth', 0.3)]
+    ('target', 'ahead'), [('task', None), ('task', 12), ('assignment', 20), ('ground_truth', 12)]
 )
 def test_names_listed_ahead_by_a_worker_name_every_file_as_one_process(
-    client, backend, monkeypatch, target, share
+    client, backend, monkeypatch, target, ahead
 ):
     """While the driver plans, an idle worker lists the first rows' file names and names them;
     the driver lists only the rows after those. Where the plan keeps every row (tasks), the
     worker's names are used as they are; where it drops some (assignments of one image), its
     rows are named again over the samples. Either way, the files are named as one process
     names them."""
-    monkeypatch.setattr('synapse_sdk.plugins.actions.export.shards.AHEAD_SHARE', share)
-    params = params_for('yolo', target, f'ahead-{target}-{share}')
+    if ahead is not None:  # a worker lists 1,000 rows before it looks whether to stop
+        monkeypatch.setattr('synapse_sdk.plugins.actions.export.shards.AHEAD_ROWS', ahead)
+    params = params_for('yolo', target, f'ahead-{target}-{ahead}')
     expected = single(client, 'yolo', params)
     asked: list[dict[str, object]] = []
     listing = client.iter_fields
@@ -119,7 +120,7 @@ def test_names_listed_ahead_by_a_worker_name_every_file_as_one_process(
         named.append(name) or allocate(self, name, fallback)))  # fmt: skip
     got = sharded(client, 'yolo', params, Execution(workers=2, shard_size=SHARD_SIZE), backend)
     assert_same_export(expected, got)
-    if share == 1.0:
+    if ahead is None:
         assert asked == [] and named == []  # every name came from the worker
     else:
         assert asked and all(any(k.endswith('__gte') for k in f) for f in asked), asked

@@ -26,7 +26,10 @@ import hashlib
 import itertools
 import math
 import os
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,51 +196,55 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 # -- names listed ahead, by a worker, while the driver plans ----------------------------------
-#: The share of the selection's rows a worker lists and names ahead: about what it gets
-#: through while the driver plans (listing, naming and sending a row cost it about three
-#: times what planning one costs the driver: measured at 100,000 tasks, a larger share kept
-#: the driver waiting); the driver lists the rest as the shards need them.
-AHEAD_SHARE = 0.35
 #: At most this many rows are listed ahead (they come back to the driver in one message).
 AHEAD_ROWS = 250_000
+#: Rows listed and named between two looks at the driver's sign that it has planned.
+AHEAD_CHUNK = 1_000
 #: The backend key of that task (shard tasks are keyed by their index).
 NAMES_KEY = 'names'
 
 
 @dataclass
 class NamesPayload:
-    """The light listing a worker runs ahead: the first rows of the selection."""
+    """The light listing a worker runs ahead: the first rows of the selection, until the
+    file ``planned`` exists (the driver makes it once it needs the names)."""
 
     client: ClientSpec
     target: str
     filters: dict[str, Any]
     key: str
-    share: float = AHEAD_SHARE
+    planned: str
     cap: int = AHEAD_ROWS
+    chunk: int = AHEAD_CHUNK
     counts: bool = False  # with the annotation counts (see _light_name_rows)
 
 
 def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
-    """The first rows' ``(key, item id, file name)`` in key order (``payload.share`` of the
-    selection, at most ``payload.cap``), and the names one process gives them if every row is
-    a sample (the driver checks that against its plan); ``None`` when the backend lists no file
-    names."""
+    """The name rows of the selection's first rows, in key order, and the names one process
+    gives them if every row is a sample (the driver checks that against its plan): as many as
+    this worker gets through while the driver plans, in chunks of ``payload.chunk``, at most
+    ``payload.cap``. ``None`` when the backend lists no file names."""
     client = payload.client.build()
     try:
-        count = getattr(client, f'count_{payload.target}s')(payload.filters)
-        limit = max(1, min(payload.cap, int(count * payload.share)))
         named = _light_name_rows(client, payload.target, payload.filters, payload.key,
                                  payload.counts)  # fmt: skip
         if named is None:
             return None
-        rows = list(itertools.islice(named, limit + 1))
+        rows: list[NameRow] = []
+        entries: list[StemEntry] = []
+        allocator = StemAllocator()
+        allocate = allocator.allocate
+        complete = False
+        while not complete:
+            want = min(payload.chunk, payload.cap - len(rows))
+            chunk = list(itertools.islice(named, want))
+            rows += chunk
+            entries += [(k, i, *allocate(name, fallback=str(i))) for k, i, name, _ in chunk]
+            complete = len(chunk) < want
+            if len(rows) >= payload.cap or os.path.exists(payload.planned):
+                break
     finally:
         client.close()
-    complete = len(rows) <= limit
-    del rows[limit:]
-    allocator = StemAllocator()
-    allocate = allocator.allocate
-    entries = [(k, i, *allocate(name, fallback=str(i))) for k, i, name, _ in rows]
     return {
         'keys': np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)).tobytes(),
         'rows': rows,
@@ -550,6 +557,7 @@ class ShardRun:
     fingerprint: str = ''
     keep_staging: bool = False
     names_ahead: bool = False  # a worker lists the names while the driver plans
+    names_planned: str = ''  # the file that tells it the driver has planned
     counts: bool = False  # the names listing counts annotations (the merger uses them)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -632,8 +640,11 @@ class ShardedInitializeStep(InitializeStep):
         handler = state.handler
         if not run.backend.eager or handler is None or handler.list_target is None:
             return
+        signs = tempfile.mkdtemp(prefix='synapse-names-')
+        weakref.finalize(run, shutil.rmtree, signs, True)  # also if the plan fails
+        run.names_planned = os.path.join(signs, 'planned')
         payload = NamesPayload(run.client, handler.list_target, dict(state.filters), handler.key,
-                               AHEAD_SHARE, AHEAD_ROWS, run.counts)  # fmt: skip
+                               run.names_planned, AHEAD_ROWS, AHEAD_CHUNK, run.counts)  # fmt: skip
         run.backend.submit(NAMES_KEY, TaskCall(f'{__name__}:list_names', payload))
         run.names_ahead = True
 
@@ -648,12 +659,16 @@ def _listed_ahead(run: ShardRun) -> dict[str, Any] | None:
     if not run.names_ahead:
         return None
     run.names_ahead = False
+    Path(run.names_planned).touch()  # the worker sends what it has named after this chunk
     backend = run.backend
-    while not backend.idle():
-        for done in backend.poll(0.5, lambda key, batch: None):
-            if done.key == NAMES_KEY:
-                return cast('dict[str, Any] | None', done.result) if done.ok else None
-    return None
+    try:
+        while not backend.idle():
+            for done in backend.poll(0.5, lambda key, batch: None):
+                if done.key == NAMES_KEY:
+                    return cast('dict[str, Any] | None', done.result) if done.ok else None
+        return None
+    finally:
+        shutil.rmtree(os.path.dirname(run.names_planned), ignore_errors=True)
 
 
 def _final(location: Any, rel: str, name: str) -> str:
