@@ -204,8 +204,9 @@ class ExportTargetHandler(ABC):
         if not classes and light is not None:
             fields = [f for f in (self.key, 'data_unit', 'status', 'created')
                       if f in TARGETS[self.list_target].light]  # fmt: skip
+            add, key = rows.add, self.key
             for row in light(self.list_target, filters, fields):
-                rows.add(row[self.key], row.get('data_unit'), row.get('status'), row.get('created'))
+                add(row[key], row.get('data_unit'), row.get('status'), row.get('created'))
             return rows
         configured = ((project or {}).get('configuration') or {}).get('classes') or []
         order = {str(c.get('name')): i for i, c in enumerate(configured) if isinstance(c, dict)}
