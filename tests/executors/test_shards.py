@@ -3,6 +3,7 @@ takes no name), merging parts, and which actions shard at all."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -317,7 +318,8 @@ def test_a_backend_without_annotation_counts_still_lists_the_names(synapse_home:
 def test_a_worker_names_rows_ahead_until_the_driver_has_planned(synapse_home: Path, tmp_path):
     """The names task lists and names chunk after chunk until the driver's sign appears (it
     finishes the chunk it is on), or the selection or its cap ends."""
-    from synapse_sdk.plugins.actions.export.shards import NamesPayload, list_names
+    from synapse_sdk.formats.names import StemAllocator
+    from synapse_sdk.plugins.actions.export.shards import ListedAhead, NamesPayload, list_names
     from synapse_sdk.plugins.executors.tasks import ClientSpec
 
     with LocalClient(synapse_home) as client:
@@ -325,18 +327,20 @@ def test_a_worker_names_rows_ahead_until_the_driver_has_planned(synapse_home: Pa
         everything = list(client.iter_fields('task', {'project': 1}, ['id']))
     planned = tmp_path / 'planned'
 
-    def ahead(**kw: Any) -> dict[str, Any]:
+    def ahead(**kw: Any) -> ListedAhead:
         payload = NamesPayload(spec, 'task', {'project': 1}, 'id', str(planned), **kw)
-        result = list_names(payload, lambda batch: None)
+        result = pickle.loads(pickle.dumps(list_names(payload, lambda batch: None)))
         assert result is not None
         return result
 
     whole = ahead(chunk=5)
-    assert whole['complete'] and [r[0] for r in whole['rows']] == [r['id'] for r in everything]
-    assert len(whole['entries']) == len(everything)
+    assert whole.complete and [r[0] for r in whole.rows] == [r['id'] for r in everything]
+    assert len(whole.entries) == len(everything)
+    assert whole.entries[0] == (whole.keys[0], whole.ids[0], *StemAllocator().allocate(
+        whole.names[0], fallback=str(whole.ids[0])))  # fmt: skip
     capped = ahead(chunk=5, cap=7)
-    assert not capped['complete'] and len(capped['rows']) == 7
-    assert capped['entries'] == whole['entries'][:7]
+    assert not capped.complete and len(capped.rows) == 7
+    assert capped.entries == whole.entries[:7]
     planned.touch()
     stopped = ahead(chunk=5)
-    assert not stopped['complete'] and stopped['entries'] == whole['entries'][:5]
+    assert not stopped.complete and stopped.entries == whole.entries[:5]

@@ -103,11 +103,14 @@ class ClientSpec:
 
         Raises ``TypeError`` for a client a worker cannot rebuild.
         """
-        from synapse_sdk.clients import BackendClient, LocalClient
+        from synapse_sdk.clients import LocalClient
 
         client = unwrap_client(client)
         if isinstance(client, LocalClient):
             return cls('local', home=str(client.home), page_size=client.page_size), {}
+        # Only now: the HTTP client's module brings httpx (0.1 s of imports a local run skips).
+        from synapse_sdk.clients import BackendClient
+
         if isinstance(client, BackendClient):
             http = client._http
             secrets: dict[str, str] = {}

@@ -89,12 +89,16 @@ class InitializeStep(_ActionStep):
         self.before_plan(state)
         # Samples and splits of the whole selection; refuses an empty one (selection.py).
         state.handler.plan(client, state.filters, params, state.project)
+        self.after_plan(state)
         state.staging = self.create_staging(state, params)
         return StepResult(rollback_data={'staging': str(state.staging)})
 
     def before_plan(self, state: ExportState) -> None:
         """Called with the checked filters, before the selection is planned (a sharded run
         starts work on its workers here)."""
+
+    def after_plan(self, state: ExportState) -> None:
+        """Called once the selection is planned (a sharded run tells its workers so)."""
 
     def create_staging(self, state: ExportState, params: dict[str, Any]) -> Path:
         """The staging directory the export is written into (a resumed run adopts the one

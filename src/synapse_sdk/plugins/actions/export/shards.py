@@ -219,7 +219,32 @@ class NamesPayload:
     counts: bool = False  # with the annotation counts (see _light_name_rows)
 
 
-def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
+@dataclass
+class ListedAhead:
+    """What a worker listed and named ahead, in columns (a message of plain lists and bytes
+    is sent and read several times faster than one of 100,000 tuples)."""
+
+    keys: list[int] = field(default_factory=list)
+    ids: list[Any] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    counts: list[int | None] = field(default_factory=list)
+    stems: list[str] = field(default_factory=list)
+    exts: list[str] = field(default_factory=list)
+    renamed: bytearray = field(default_factory=bytearray)
+    allocator: StemAllocator = field(default_factory=StemAllocator)
+    complete: bool = False
+
+    @property
+    def rows(self) -> list[NameRow]:
+        return list(zip(self.keys, self.ids, self.names, self.counts, strict=True))
+
+    @property
+    def entries(self) -> list[StemEntry]:
+        renamed = map(bool, self.renamed)
+        return list(zip(self.keys, self.ids, self.stems, self.exts, renamed, strict=True))
+
+
+def list_names(payload: NamesPayload, emit: Any) -> ListedAhead | None:
     """The name rows of the selection's first rows, in key order, and the names one process
     gives them if every row is a sample (the driver checks that against its plan): as many as
     this worker gets through while the driver plans, in chunks of ``payload.chunk``, at most
@@ -230,28 +255,26 @@ def list_names(payload: NamesPayload, emit: Any) -> dict[str, Any] | None:
                                  payload.counts)  # fmt: skip
         if named is None:
             return None
-        rows: list[NameRow] = []
-        entries: list[StemEntry] = []
-        allocator = StemAllocator()
-        allocate = allocator.allocate
-        complete = False
-        while not complete:
-            want = min(payload.chunk, payload.cap - len(rows))
+        out = ListedAhead()
+        allocate = out.allocator.allocate
+        while not out.complete:
+            want = min(payload.chunk, payload.cap - len(out.keys))
             chunk = list(itertools.islice(named, want))
-            rows += chunk
-            entries += [(k, i, *allocate(name, fallback=str(i))) for k, i, name, _ in chunk]
-            complete = len(chunk) < want
-            if len(rows) >= payload.cap or os.path.exists(payload.planned):
+            for key, item_id, name, count in chunk:
+                stem, ext, renamed = allocate(name, fallback=str(item_id))
+                out.keys.append(key)
+                out.ids.append(item_id)
+                out.names.append(name)
+                out.counts.append(count)
+                out.stems.append(stem)
+                out.exts.append(ext)
+                out.renamed.append(renamed)
+            out.complete = len(chunk) < want
+            if len(out.keys) >= payload.cap or os.path.exists(payload.planned):
                 break
     finally:
         client.close()
-    return {
-        'keys': np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)).tobytes(),
-        'rows': rows,
-        'entries': entries,
-        'allocator': allocator,
-        'complete': complete,
-    }
+    return out
 
 
 class NamePlan:
@@ -260,9 +283,9 @@ class NamePlan:
     first shards start while the names of the later ones are still being planned.
 
     ``rows`` are :data:`NameRow` in key order; ``exclude`` are keys of records that take no
-    name (the handler could not read them); ``named`` are the first samples' rows and names,
-    and the allocator after them (listed ahead by a worker). Each shard's samples' annotation
-    counts are summed as well (:meth:`annotations_before`).
+    name (the handler could not read them); ``named`` are the first samples' names, their
+    annotation counts, and the allocator after them (listed ahead by a worker). Each shard's
+    samples' annotation counts are summed as well (:meth:`annotations_before`).
     """
 
     BATCH = 5000
@@ -273,7 +296,7 @@ class NamePlan:
         plan: SelectionPlan,
         shards: list[Shard],
         exclude: frozenset[int] = frozenset(),
-        named: tuple[list[NameRow], list[StemEntry], StemAllocator] | None = None,
+        named: tuple[list[StemEntry], list[int | None], StemAllocator] | None = None,
     ) -> None:
         self._rows = rows
         self._keys = plan.keys
@@ -285,10 +308,10 @@ class NamePlan:
         self._exclude = exclude
         self._allocator = StemAllocator()
         if named is not None:  # the first samples, named already (and the allocator after them)
-            listed, entries, self._allocator = named
+            entries, listed, self._allocator = named
             for shard in shards:
                 self._lists[shard.index] = entries[shard.start : shard.end]
-                counts = [row[3] for row in listed[shard.start : shard.end]]
+                counts = listed[shard.start : shard.end]
                 self._uncounted[shard.index] = None in counts
                 self._annotations[shard.index] = sum(c for c in counts if c is not None)
             self._complete = int(np.searchsorted(self._ends, len(entries), side='right'))
@@ -648,24 +671,32 @@ class ShardedInitializeStep(InitializeStep):
         run.backend.submit(NAMES_KEY, TaskCall(f'{__name__}:list_names', payload))
         run.names_ahead = True
 
+    def after_plan(self, state: ExportState) -> None:
+        """The worker naming rows ahead stops after its chunk and sends them: they travel
+        while this process creates the staging directory and cuts the shards."""
+        run = _run(self.action)
+        if run.names_ahead:
+            Path(run.names_planned).touch()
+
     def rollback(self, context: ExportContext, result: StepResult) -> None:
         if not _run(self.action).keep_staging:
             super().rollback(context, result)
 
 
-def _listed_ahead(run: ShardRun) -> dict[str, Any] | None:
+def _listed_ahead(run: ShardRun) -> ListedAhead | None:
     """The outcome of the names listed ahead (``None``: none, or it failed, and the driver
     lists them itself: a real error then shows up there, with its own message)."""
     if not run.names_ahead:
         return None
     run.names_ahead = False
-    Path(run.names_planned).touch()  # the worker sends what it has named after this chunk
+    Path(run.names_planned).touch()  # after_plan made it already (an initialize step that
+    # does not call it still gets the names: the worker stops at its next chunk)
     backend = run.backend
     try:
         while not backend.idle():
             for done in backend.poll(0.5, lambda key, batch: None):
                 if done.key == NAMES_KEY:
-                    return cast('dict[str, Any] | None', done.result) if done.ok else None
+                    return cast('ListedAhead | None', done.result) if done.ok else None
         return None
     finally:
         shutil.rmtree(os.path.dirname(run.names_planned), ignore_errors=True)
@@ -735,17 +766,16 @@ class PlanShardsStep(BaseStep['ExportContext']):
         if ahead is None:
             rows = _name_rows(context.client, handler, state.filters, plan, run.counts)
             return NamePlan(rows, plan, run.shards)
-        keys = np.frombuffer(ahead['keys'], dtype=np.int64)
+        keys = np.array(ahead.keys, dtype=np.int64)
         rest: Iterator[NameRow] = iter(())
-        if not ahead['complete'] and len(keys):
+        if not ahead.complete and len(keys):  # listed when the shards need them, not now
             after = {**state.filters, f'{plan.key}__gte': int(keys[-1]) + 1}
-            rest = _light_name_rows(context.client, handler.list_target, after, plan.key,
-                                    run.counts) or rest  # fmt: skip
+            rest = _name_rows(context.client, handler, after, plan, run.counts)
         if len(keys) <= len(plan.keys) and np.array_equal(keys, plan.keys[: len(keys)]):
             # Every row listed is a sample, in order: named exactly as the plan would name them.
-            named = (ahead['rows'], ahead['entries'], ahead['allocator'])
+            named = (ahead.entries, ahead.counts, ahead.allocator)
             return NamePlan(rest, plan, run.shards, named=named)
-        return NamePlan(itertools.chain(ahead['rows'], rest), plan, run.shards)
+        return NamePlan(itertools.chain(ahead.rows, rest), plan, run.shards)
 
     @staticmethod
     def _fingerprint(run: ShardRun, params: dict[str, Any], plan: SelectionPlan) -> str:
