@@ -126,3 +126,30 @@ def test_names_listed_ahead_by_a_worker_name_every_file_as_one_process(
         assert asked and all(any(k.endswith('__gte') for k in f) for f in asked), asked
     if target == 'assignment':  # the worker's names are of every row: named again
         assert len(named) == got[0]['total_count']
+
+
+def test_a_local_sharded_run_does_not_import_the_http_client(home):
+    """httpx (and the rich it brings) cost 0.14 s before the plan; a run on the embedded
+    store never needs them (a fresh interpreter, as `synapse export --workers 2` starts)."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'from synapse_sdk.clients import LocalClient\n'
+        'from synapse_sdk.loggers import NullLogger\n'
+        'from synapse_sdk.plugins.context import RuntimeContext\n'
+        'from synapse_sdk.plugins.discovery import load_plugin\n'
+        'from synapse_sdk.plugins.executors import Execution, run_action\n'
+        f'client = LocalClient({str(home)!r})\n'
+        "action = load_plugin('yolo').get_action('export')\n"
+        "params = {'name': 'no-http', 'storage': 1, 'target': 'task', 'filter': {'project': 1},"
+        " 'save_original_file': False}\n"
+        'run_action(action, params, RuntimeContext(NullLogger(), client),'
+        " Execution(workers=2, shard_size=7), plugin='yolo', action='export')\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == 'False'
