@@ -689,8 +689,9 @@ def _listed_ahead(run: ShardRun) -> ListedAhead | None:
     if not run.names_ahead:
         return None
     run.names_ahead = False
-    Path(run.names_planned).touch()  # after_plan made it already (an initialize step that
-    # does not call it still gets the names: the worker stops at its next chunk)
+    # after_plan made the sign already; made here too, an initialize step that does not call
+    # after_plan still gets the names (the worker stops at its next chunk)
+    Path(run.names_planned).touch()
     backend = run.backend
     try:
         while not backend.idle():
