@@ -48,7 +48,9 @@ RayAddressOption = Annotated[
         '--ray-address',
         envvar='RAY_ADDRESS',
         help='Ray cluster to join (ray: HOST:6379 or ray://HOST:10001; job: the dashboard, '
-        'http://HOST:8265); ray without it starts a local instance',
+        'http://HOST:8265); ray without it starts a local instance for the run, which takes '
+        'seconds (on one machine --workers is faster, or start a head once with `ray start '
+        '--head` and join it)',
         rich_help_panel=_PANEL,
     ),
 ]
