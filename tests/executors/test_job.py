@@ -1,12 +1,17 @@
 """``--mode job``: the export submitted to a real Ray head (``ray start --head`` on 127.0.0.1,
 dashboard and Jobs API included) through the Jobs API; the CLI streams the job's logs and prints
 the same result as a local run, and the files are the local run's. Bad input found inside the
-job exits 2 like a local run."""
+job exits 2 like a local run.
+
+``--mode ray`` from the command line as a user runs it: joining that head at ``--ray-address``
+(or ``RAY_ADDRESS``), or, without an address, starting a local Ray of its own and stopping it
+at the end; each says so before it waits, and writes the local run's files."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import orjson
@@ -38,8 +44,17 @@ def free_ports(n: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
+#: The test head's auth token: the CLI finds it in RAY_AUTH_TOKEN, as a user would give it.
+TOKEN = secrets.token_hex(32)
+
+
+class RayHead(NamedTuple):
+    dashboard: str  # http://127.0.0.1:PORT (the Jobs API)
+    gcs: str  # 127.0.0.1:PORT (what a driver joins)
+
+
 @pytest.fixture(scope='module')
-def ray_head() -> Iterator[str]:
+def ray_head() -> Iterator[RayHead]:
     """A Ray head of our own (its own temp dir and ports), stopped by its process group."""
     temp = tempfile.mkdtemp(prefix='rayh-', dir='/tmp')
     # Every port of our own: Ray's fixed defaults (the job agent's 52365, the client server's
@@ -53,6 +68,9 @@ def ray_head() -> Iterator[str]:
     env = {**os.environ, 'PATH': f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}',
            'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER': '0'}  # fmt: skip
     env.pop('RAY_ADDRESS', None)
+    # Token authentication on, with a token of its own (Ray's default for `ray start --head`
+    # when ~/.ray/auth_token exists, which it may or may not on a given machine).
+    env.update(RAY_AUTH_MODE='token', RAY_AUTH_TOKEN=TOKEN)
     head = subprocess.Popen(
         [str(BIN / 'ray'), 'start', '--head', '--block', f'--port={gcs}', '--num-cpus=2',
          '--include-dashboard=true', '--dashboard-host=127.0.0.1',
@@ -74,7 +92,7 @@ def ray_head() -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, 'the Ray dashboard did not come up'
             time.sleep(0.5)
-        yield url
+        yield RayHead(url, f'127.0.0.1:{gcs}')
     finally:
         # SIGTERM to the group stops the head's servers, but `ray start --block` itself (and
         # the autoscaler monitor) outlive it by far more than the grace we give them here.
@@ -97,8 +115,10 @@ def home(tmp_path: Path) -> Path:
 
 
 def job_env(home: Path) -> dict[str, str]:
+    """The CLI's environment: the head's token at hand, ``RAY_AUTH_MODE`` not set (the CLI
+    sends the token to the address it is given)."""
     return cli_env(home, PATH=f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}',
-                   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0')  # fmt: skip
+                   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0', RAY_AUTH_TOKEN=TOKEN)  # fmt: skip
 
 
 EXPORT = ('export', 'coco', '--project', '1', '--split', 'train=0.7,val=0.3')
@@ -106,8 +126,9 @@ EXPORT = ('export', 'coco', '--project', '1', '--split', 'train=0.7,val=0.3')
 
 def test_a_job_submitted_to_a_ray_head_prints_the_local_result(ray_head, home):
     env = job_env(home)
-    job = run_cli(*EXPORT, '--name', 'via-job', '--mode', 'job', '--ray-address', ray_head,
-                  '--workers', '2', env=env, timeout=300)  # fmt: skip
+    job = run_cli(*EXPORT, '--name', 'via-job', '--mode', 'job',
+                  '--ray-address', ray_head.dashboard, '--workers', '2', env=env,
+                  timeout=300)  # fmt: skip
     assert job.returncode == 0, job.stderr
     assert 'Submitted Ray job ' in job.stderr
     assert f'{IMAGES} task record(s) to export' in job.stderr  # the job's own log
@@ -122,7 +143,7 @@ def test_a_job_submitted_to_a_ray_head_prints_the_local_result(ray_head, home):
 
 def test_bad_input_found_in_the_job_exits_2(ray_head, home):
     job = run_cli(*EXPORT, '--name', 'bad', '--filter', 'stauts=approved', '--mode', 'job',
-                  '--ray-address', ray_head, env=job_env(home), timeout=300)  # fmt: skip
+                  '--ray-address', ray_head.dashboard, env=job_env(home), timeout=300)  # fmt: skip
     assert job.returncode == 2, job.stderr
     assert 'stauts' in job.stderr and job.stdout == ''
 
@@ -147,3 +168,79 @@ def test_ray_modes_without_ray_say_how_to_install_it(home, tmp_path):
         assert out.returncode == 2, out.stderr
         assert "pip install 'synapse-sdk[ray]'" in out.stderr
         assert f'--mode {mode}' in out.stderr
+
+
+def ray_daemons() -> set[int]:
+    """Pids of the Ray node processes (GCS and raylet) running on this machine."""
+    pids = set()
+    for entry in Path('/proc').iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / 'comm').read_text().strip() in (
+                'gcs_server',
+                'raylet',
+            ):
+                pids.add(int(entry.name))
+    return pids
+
+
+def assert_same_result(local: subprocess.CompletedProcess, other: subprocess.CompletedProcess):
+    a, b = orjson.loads(local.stdout), orjson.loads(other.stdout)
+    assert {k: v for k, v in a.items() if k != 'output_path'} == {
+        k: v for k, v in b.items() if k != 'output_path'
+    }
+    assert_same_tree(Path(a['output_path']), Path(b['output_path']))
+
+
+@pytest.mark.parametrize('given', ['flag', 'env'])
+def test_mode_ray_joins_the_cluster_at_its_address(ray_head, home, given):
+    """The driver joins the head: it is listed among the head's jobs (without the token the
+    head refuses it)."""
+    env = job_env(home)
+    args = ['--ray-address', ray_head.gcs] if given == 'flag' else []
+    if given == 'env':
+        env['RAY_ADDRESS'] = ray_head.gcs
+    ray = run_cli(*EXPORT, '--name', f'via-ray-{given}', '--mode', 'ray', '--workers', '2',
+                  *args, env=env, timeout=300)  # fmt: skip
+    assert ray.returncode == 0, ray.stderr
+    assert f'Joining the Ray cluster at {ray_head.gcs}' in ray.stderr
+    auth = {'Authorization': f'Bearer {TOKEN}'}
+    listed = httpx.get(f'{ray_head.dashboard}/api/jobs/', headers=auth, timeout=30)
+    assert listed.status_code == 200, listed.text
+    jobs = listed.json()
+    drivers = [
+        j for j in jobs if j.get('type') == 'DRIVER' and 'synapse' in j.get('entrypoint', '')
+    ]
+    assert drivers, jobs
+    local = run_cli(*EXPORT, '--name', f'local-{given}', env=job_env(home))
+    assert local.returncode == 0, local.stderr
+    assert_same_result(local, ray)
+
+
+@pytest.mark.parametrize('scheme', ['', 'ray://user:secret@'])
+def test_mode_ray_at_an_address_where_nothing_answers_exits_2_at_once(home, scheme):
+    """Ray alone would try for minutes; credentials in the address are not shown."""
+    port = free_ports(1)[0]
+    bad = run_cli(*EXPORT, '--name', 'nowhere', '--mode', 'ray', '--ray-address',
+                  f'{scheme}127.0.0.1:{port}', env=job_env(home))  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    shown = f'{scheme.split("user")[0]}127.0.0.1:{port}'
+    assert f'Joining the Ray cluster at {shown}' in bad.stderr
+    assert f'--ray-address: {shown}: nothing answers at 127.0.0.1:{port}' in bad.stderr
+    assert 'ray start --head' in bad.stderr and bad.stdout == ''
+    assert 'secret' not in bad.stderr
+
+
+def test_mode_ray_without_an_address_starts_a_ray_of_its_own_and_stops_it(home):
+    env = job_env(home)
+    before = ray_daemons()
+    ray = run_cli(*EXPORT, '--name', 'own-ray', '--mode', 'ray', '--workers', '2', env=env,
+                  timeout=300)  # fmt: skip
+    assert ray.returncode == 0, ray.stderr
+    assert 'Starting a local Ray instance with 2 CPU(s)' in ray.stderr
+    deadline = time.monotonic() + 30  # its processes end as the run shuts Ray down
+    while (left := ray_daemons() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f'Ray processes left running: {left}'
+    local = run_cli(*EXPORT, '--name', 'local-own', env=env)
+    assert local.returncode == 0, local.stderr
+    assert_same_result(local, ray)

@@ -14,7 +14,6 @@ are loaded by code. ``SYNAPSE_JOB_PYTHON`` names the cluster's interpreter (defa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 import orjson
 
 from synapse_sdk.errors import ExportError, ParamsError
-from synapse_sdk.plugins.executors.ray_backend import require_ray
+from synapse_sdk.plugins.executors.ray_backend import require_ray, use_ray_token
 
 __all__ = ['ERROR_MARKER', 'RESULT_MARKER', 'SPEC_ENV', 'submit_job']
 
@@ -83,7 +82,7 @@ def submit_job(
     runtime_env['env_vars'] = env
     python = os.environ.get('SYNAPSE_JOB_PYTHON', 'python')
     logging.getLogger('ray.dashboard.modules.job.sdk').setLevel(logging.WARNING)
-    _use_ray_token()
+    use_ray_token()
     try:
         client = JobSubmissionClient(address)
         # A head that has just started answers "No available agent" until its job agent is up:
@@ -116,18 +115,6 @@ def submit_job(
             client.stop_job(job_id)
         raise
     return _outcome(job_id, status, markers, client)
-
-
-def _use_ray_token() -> None:
-    """Send Ray's auth token when one is at hand (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN``):
-    clusters started by Ray 2.5x require it, and the Jobs client only sends it in token mode.
-    ``RAY_AUTH_MODE`` set by the user is respected."""
-    with contextlib.suppress(Exception):
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 async def _relay(client: Any, job_id: str, write: Any, markers: dict[str, str]) -> None:

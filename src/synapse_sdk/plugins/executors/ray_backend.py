@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,16 @@ from synapse_sdk.errors import ParamsError
 from synapse_sdk.plugins.executors.backends import Backend, Completion, OnEvents
 from synapse_sdk.plugins.executors.tasks import TaskCall, TaskFailure, call
 
-__all__ = ['INSTALL_HINT', 'RayBackend', 'kept_signal_handlers', 'ray_task', 'require_ray']
+__all__ = [
+    'INSTALL_HINT',
+    'RayBackend',
+    'kept_signal_handlers',
+    'ray_task',
+    'require_ray',
+    'shown_address',
+    'start_message',
+    'use_ray_token',
+]
 
 INSTALL_HINT = (
     "--mode ray needs Ray: pip install 'synapse-sdk[ray]' (or pip install 'ray[default]')"
@@ -50,6 +60,60 @@ def require_ray(mode: str = 'ray') -> Any:
         hint = INSTALL_HINT.replace('--mode ray', f'--mode {mode}')
         raise ParamsError('Ray is not installed', [('--mode', hint)]) from None
     return ray
+
+
+def use_ray_token() -> None:
+    """Send Ray's auth token to the cluster named by its address when one is at hand
+    (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``): a head started by
+    ``ray start --head`` requires it, and Ray only sends it to an address given explicitly in
+    token mode. ``RAY_AUTH_MODE`` set by the user is respected."""
+    with contextlib.suppress(Exception):
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def unanswered(address: str, timeout: float = 10.0) -> str | None:
+    """Why nothing answers at the Ray ``address`` (``HOST:PORT``, ``ray://HOST:PORT``);
+    ``None`` when something listens there, or when the address names no port (``auto``)."""
+    target = address.split('://', 1)[-1].rpartition('@')[2].split('/', 1)[0]
+    host, sep, port = target.rpartition(':')
+    if not sep or not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip('[]'), int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        return (
+            f'nothing answers at {host}:{port} ({why}); is the Ray head running? '
+            '`ray start --head` prints the address to join'
+        )
+
+
+def start_message(workers: int, address: str | None) -> str | None:
+    """What a run says before it waits for Ray (a local instance takes seconds to start);
+    ``None`` inside a Ray session the caller opened."""
+    ray = sys.modules.get('ray')
+    if ray is not None and ray.is_initialized():
+        return None
+    address = address or os.environ.get('RAY_ADDRESS') or None
+    if address in (None, 'local'):
+        return (
+            f'Starting a local Ray instance with {workers} CPU(s) for this run (it takes a few '
+            'seconds; --ray-address joins a running one)'
+        )
+    return f'Joining the Ray cluster at {shown_address(address)}'
+
+
+def shown_address(address: str) -> str:
+    """``address`` without credentials (``scheme://user:secret@host`` shows ``scheme://host``)."""
+    _, at, rest = address.rpartition('@')
+    if not at:
+        return address
+    return address.split('://', 1)[0] + '://' + rest if '://' in address else rest
 
 
 @contextlib.contextmanager
@@ -139,18 +203,34 @@ class RayBackend(Backend):
             }
             if self._env:
                 options['runtime_env'] = {'env_vars': self._env}
-            if address in (None, 'local'):
+            local = address in (None, 'local')
+            if local:
                 options.update(address='local', num_cpus=self.slots)
             else:
+                assert address is not None
+                shown = shown_address(address)
+                silent = unanswered(address)  # Ray itself tries for minutes before it fails
+                if silent is not None:
+                    raise ParamsError('Could not join the Ray cluster',
+                                      [('--ray-address', f'{shown}: {silent}')])  # fmt: skip
                 options['address'] = address
+                use_ray_token()
             try:
                 with kept_signal_handlers():
                     ray.init(**options)
             except Exception as exc:
-                where = 'a local Ray instance' if address in (None, 'local') else address
+                if local:
+                    raise ParamsError(
+                        'Could not start Ray', [('--ray-address', f'a local Ray instance: {exc}')]
+                    ) from exc
+                assert address is not None
+                why = str(exc).replace(address, shown)
                 raise ParamsError(
-                    'Could not start Ray', [('--ray-address', f'{where}: {exc}')]
-                ) from exc
+                    'Could not join the Ray cluster',
+                    [('--ray-address', f'{shown}: {why} (a cluster with token authentication '
+                      'needs its token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or '
+                      '~/.ray/auth_token)')],
+                ) from exc  # fmt: skip
             self._owned = True
         # Where Ray has no more CPUs than ``workers`` (a local instance of our own has exactly
         # that many), a second task per slot waits in Ray's queue and starts the moment one

@@ -161,6 +161,12 @@ def run_action(
         release = getattr(ctx.client, 'release_connections', None)
         if execution.mode == 'local' and callable(release):
             release()  # the embedded store reopens on use; its workers may then be forked
+        if execution.mode == 'ray':
+            from synapse_sdk.plugins.executors.ray_backend import start_message
+
+            message = start_message(execution.workers, execution.ray_address)
+            if message is not None:
+                ctx.logger.log_message(message, 'info')
         backend = make_backend(execution, secrets)
     try:
         if instance is None or reason is not None:
