@@ -203,6 +203,7 @@ def test_mode_ray_joins_the_cluster_at_its_address(ray_head, home, given):
                   *args, env=env, timeout=300)  # fmt: skip
     assert ray.returncode == 0, ray.stderr
     assert f'Joining the Ray cluster at {ray_head.gcs}' in ray.stderr
+    assert 'Token authentication is enabled' not in ray.stderr  # Ray's notice, not shown
     auth = {'Authorization': f'Bearer {TOKEN}'}
     listed = httpx.get(f'{ray_head.dashboard}/api/jobs/', headers=auth, timeout=30)
     assert listed.status_code == 200, listed.text
@@ -237,6 +238,7 @@ def test_mode_ray_without_an_address_starts_a_ray_of_its_own_and_stops_it(home):
                   timeout=300)  # fmt: skip
     assert ray.returncode == 0, ray.stderr
     assert 'Starting a local Ray instance with 2 CPU(s)' in ray.stderr
+    assert 'Token authentication is enabled' not in ray.stderr
     deadline = time.monotonic() + 30  # its processes end as the run shuts Ray down
     while (left := ray_daemons() - before) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -62,6 +62,19 @@ def require_ray(mode: str = 'ray') -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def _auth_notice_quiet() -> Iterator[None]:
+    """Ray's notice that token authentication is on (with how to turn it off), logged when
+    a local instance starts or a token is sent: noise on the run's screen, not shown."""
+    notices = logging.getLogger('ray._private.authentication.authentication_token_setup')
+    level = notices.level
+    notices.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notices.setLevel(level)
+
+
 def use_ray_token() -> None:
     """Send Ray's auth token to the cluster named by its address when one is at hand
     (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``): a head started by
@@ -214,9 +227,10 @@ class RayBackend(Backend):
                     raise ParamsError('Could not join the Ray cluster',
                                       [('--ray-address', f'{shown}: {silent}')])  # fmt: skip
                 options['address'] = address
-                use_ray_token()
+                with _auth_notice_quiet():
+                    use_ray_token()
             try:
-                with kept_signal_handlers():
+                with kept_signal_handlers(), _auth_notice_quiet():
                     ray.init(**options)
             except Exception as exc:
                 if local:
