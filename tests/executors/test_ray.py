@@ -6,8 +6,10 @@ publishes nothing."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,8 @@ from .helpers import (
     sharded,
     single,
 )
+from .test_whole import CONFIG, PLUGIN
+from .test_whole import run as run_plugin
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +131,34 @@ def test_cli_mode_ray_writes_the_local_tree(home, ray_session, monkeypatch):
     assert {k: v for k, v in ta.items() if k != report} == {
         k: v for k, v in tb.items() if k != report
     }
+
+
+@pytest.fixture
+def hello_plugin(tmp_path: Path) -> Path:
+    """The plugin of ``test_whole.py``: a simple-mode action and a step workflow of its own."""
+    root = tmp_path / 'hello'
+    root.mkdir()
+    (root / 'config.yaml').write_text(textwrap.dedent(CONFIG))
+    (root / 'hello_plugin.py').write_text(PLUGIN)
+    return root
+
+
+@pytest.mark.parametrize('action', ['hello', 'steps'])
+def test_an_action_that_cannot_be_sharded_runs_whole_as_a_ray_task(
+    synapse_home, ray_session, hello_plugin, action
+):
+    """``synapse plugin run ... --mode ray``: one Ray task, the local result, its messages
+    relayed; a refusal inside it exits 2 with the plugin's words, as locally."""
+    here = run_plugin(hello_plugin, action, {'name': 'ada'})
+    assert here.exit_code == 0, here.output
+    there = run_plugin(hello_plugin, action, {'name': 'ada'}, '--mode', 'ray', '--workers', '2')
+    assert there.exit_code == 0, there.output
+    a, b = orjson.loads(here.stdout), orjson.loads(there.stdout)
+    if action == 'hello':
+        assert a.pop('pid') == os.getpid() and b.pop('pid') != os.getpid()  # ran in Ray
+        assert 'hello from the plugin, ada' in there.stderr
+        assert 'Running as one task' in there.stderr
+        refused = run_plugin(hello_plugin, action, {'name': 'ada', 'fail': True}, '--mode', 'ray')
+        assert refused.exit_code == 2, refused.output
+        assert 'refused by the plugin' in refused.stderr
+    assert a == b
