@@ -27,6 +27,8 @@ import httpx
 import orjson
 import pytest
 
+from synapse_sdk.server.app import serve_in_thread
+
 from .helpers import IMAGES, seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
@@ -114,11 +116,12 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-def job_env(home: Path) -> dict[str, str]:
+def job_env(home: Path, **extra: str) -> dict[str, str]:
     """The CLI's environment: the head's token at hand, ``RAY_AUTH_MODE`` not set (the CLI
     sends the token to the address it is given)."""
     return cli_env(home, PATH=f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}',
-                   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0', RAY_AUTH_TOKEN=TOKEN)  # fmt: skip
+                   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0', RAY_AUTH_TOKEN=TOKEN,
+                   **extra)  # fmt: skip
 
 
 EXPORT = ('export', 'coco', '--project', '1', '--split', 'train=0.7,val=0.3')
@@ -246,3 +249,28 @@ def test_mode_ray_without_an_address_starts_a_ray_of_its_own_and_stops_it(home):
     local = run_cli(*EXPORT, '--name', 'local-own', env=env)
     assert local.returncode == 0, local.stderr
     assert_same_result(local, ray)
+
+
+def test_mode_ray_against_a_backend_with_a_token_keeps_the_token_to_the_workers(home):
+    """A local Ray started by the run, shards fetching over HTTP from a server with a token:
+    the workers get it through the runtime environment, and it is neither on screen nor in
+    anything the Ray session wrote (its logs, the runtime environments it recorded)."""
+    token = f'sekret-{secrets.token_hex(8)}'
+    started = time.time()
+    with serve_in_thread(home, token=token) as url:
+        env = job_env(home, SYNAPSE_HOST=url, SYNAPSE_ACCESS_TOKEN=token)
+        ray = run_cli(*EXPORT, '--name', 'http-ray', '--mode', 'ray', '--workers', '2', env=env,
+                      timeout=300)  # fmt: skip
+        local = run_cli(*EXPORT, '--name', 'http-local', env=env)
+    assert ray.returncode == 0, ray.stderr
+    assert local.returncode == 0, local.stderr
+    assert_same_result(local, ray)
+    assert token not in ray.stdout + ray.stderr
+    sessions = [p for p in Path(tempfile.gettempdir(), 'ray').glob('session_2*')
+                if p.stat().st_mtime >= started]  # fmt: skip
+    assert sessions, 'the run started no Ray session of its own'
+    needle = token.encode()
+    for session in sessions:
+        for path in session.rglob('*'):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size < 50_000_000:
+                assert needle not in path.read_bytes(), path

@@ -19,11 +19,14 @@ import ray
 from typer.testing import CliRunner
 
 from synapse_sdk.cli.main import app
+from synapse_sdk.clients import BackendClient
 from synapse_sdk.errors import StepError
 from synapse_sdk.loggers import MemoryLogger
 from synapse_sdk.plugins.executors import Execution
 from synapse_sdk.plugins.executors.ray_backend import RayBackend, kept_signal_handlers
 from synapse_sdk.plugins.executors.run import PRELOAD
+from synapse_sdk.plugins.executors.tasks import ClientSpec
+from synapse_sdk.server.app import serve_in_thread
 from synapse_sdk.testing import read_tree_digest
 
 from .helpers import (
@@ -162,3 +165,24 @@ def test_an_action_that_cannot_be_sharded_runs_whole_as_a_ray_task(
         assert refused.exit_code == 2, refused.output
         assert 'refused by the plugin' in refused.stderr
     assert a == b
+
+
+def test_ray_tasks_fetch_from_a_backend_with_a_token(home, ray_session):
+    """Shards fetching over HTTP from a server with a token, in a Ray session opened by the
+    caller: the token reaches the workers through the object store (see ray_backend.py), the
+    export is the single-process one, and the token is in no message."""
+    token = 'sekret-ray-token'
+    with serve_in_thread(home, token=token) as url:
+        http = BackendClient(url, access_token=token)
+        try:
+            params = params_for('yolo', 'task', 'ray-http')
+            expected = single(http, 'yolo', params)
+            spec, secrets = ClientSpec.of(http)
+            assert secrets == {'SYNAPSE_ACCESS_TOKEN': token} and token not in repr(spec)
+            logger = MemoryLogger()
+            with RayBackend(2, env=secrets, preload=PRELOAD) as backend:
+                got = sharded(http, 'yolo', params, RAY, backend, logger)
+        finally:
+            http.close()
+    assert_same_export(expected, got)
+    assert token not in repr(logger.records) + repr(got[0])

@@ -3,9 +3,14 @@
 The CLI checks the params here first (bad params exit 2 before anything is submitted), then
 submits ``python -m synapse_sdk.plugins.executors.job_entry`` with the run's spec and backend
 settings in the job's runtime environment (``env_vars``; the token is never in the entrypoint,
-the spec or a log line), streams the job's log lines to stderr as they come, and returns the
+the spec or a line of ours), streams the job's log lines to stderr as they come, and returns the
 result the job printed, so the command prints the same JSON a local run prints. Inside the job
 the run itself uses Ray (``--mode ray`` on the job's cluster) with ``--workers`` tasks.
+
+The Jobs API has no channel for secrets: Ray keeps a job's runtime environment, values and all,
+in the job's record (the job list shows it) and its runtime-env agent writes it to the node's
+session logs. Whoever can list the cluster's jobs or read its logs can read a token sent this
+way (``--mode ray`` does not send it so; see ray_backend.py).
 
 A plugin folder is shipped as the job's ``working_dir``; built-in plugins and installed ones
 are loaded by code. ``SYNAPSE_JOB_PYTHON`` names the cluster's interpreter (default ``python``).

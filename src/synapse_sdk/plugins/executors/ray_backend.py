@@ -10,8 +10,12 @@ Each task is a Ray task of one CPU with no Ray-level retries (the scheduler retr
 failure is counted once, with its cause). A task is a streaming generator: it yields its event
 batches as they come and then its outcome, so progress reaches the driver without an actor of
 its own (a queue actor was one more Ray worker process to start on the export's cores, and one
-call per batch). Secrets reach the tasks in their runtime environment's ``env_vars``, never in
-their arguments.
+call per batch).
+
+Secrets (the backend token) reach the tasks as one object in Ray's object store, put once by the
+driver and passed by reference: each task sets them in its worker's environment before it runs.
+Not in a runtime environment's ``env_vars``: Ray's runtime-env agent writes those, values and
+all, to the session's log files on every node. Not in the tasks' own arguments either.
 """
 
 from __future__ import annotations
@@ -148,9 +152,13 @@ def kept_signal_handlers() -> Any:
 _END = object()
 
 
-def ray_task(task: TaskCall) -> Iterator[tuple[Any, ...]]:
+def ray_task(task: TaskCall, secrets: dict[str, str] | None = None) -> Iterator[tuple[Any, ...]]:
     """What runs inside a Ray worker: the task on a thread of its own, while this generator
-    yields ``('events', batch)`` for each batch it emits, then ``('done', status, value)``."""
+    yields ``('events', batch)`` for each batch it emits, then ``('done', status, value)``.
+    ``secrets`` (Ray resolves the driver's object to its value) go into this worker's
+    environment first, where the task's client reads its token."""
+    if secrets:
+        os.environ.update(secrets)
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     outcome: list[tuple[str, Any]] = []
 
@@ -214,8 +222,6 @@ class RayBackend(Backend):
                 'logging_level': logging.WARNING,
                 'configure_logging': True,
             }
-            if self._env:
-                options['runtime_env'] = {'env_vars': self._env}
             local = address in (None, 'local')
             if local:
                 options.update(address='local', num_cpus=self.slots)
@@ -250,21 +256,16 @@ class RayBackend(Backend):
         # that many), a second task per slot waits in Ray's queue and starts the moment one
         # ends; on a larger cluster it would run at once, so there it is ``workers`` at a time.
         self.depth = 2 if 0 < _cluster_cpus(ray) <= self.slots else 1
-        remote = ray.remote(num_cpus=1, max_retries=0, num_returns='streaming')(ray_task)
-        # Secrets go with each task when the session was opened by someone else.
-        if self._env and not self._owned:
-            remote = remote.options(runtime_env={'env_vars': self._env})
-        self._remote = remote
+        self._remote = ray.remote(num_cpus=1, max_retries=0, num_returns='streaming')(ray_task)
+        self._secrets = ray.put(self._env) if self._env else None  # see the module docstring
         self._refs: dict[Any, Any] = {}  # ObjectRefGenerator -> key
         # Start the workers now (a Ray worker imports the SDK when its first task comes):
         # they get ready while the driver plans the run, as worker processes do.
         warm = ray.remote(num_cpus=1, max_retries=0)(ray_warm_up)
-        if self._env and not self._owned:
-            warm = warm.options(runtime_env={'env_vars': self._env})
         self._warming = [warm.remote(preload) for _ in range(self.slots)] if preload else []
 
     def submit(self, key: Any, task: TaskCall) -> None:
-        self._refs[self._remote.remote(task)] = key
+        self._refs[self._remote.remote(task, self._secrets)] = key
 
     def idle(self) -> bool:
         return not self._refs
