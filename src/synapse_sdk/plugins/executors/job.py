@@ -8,8 +8,9 @@ result the job printed, so the command prints the same JSON a local run prints. 
 the run itself uses Ray (``--mode ray`` on the job's cluster) with ``--workers`` tasks.
 
 The Jobs API has no channel for secrets: Ray keeps a job's runtime environment, values and all,
-in the job's record (the job list shows it) and its runtime-env agent writes it to the node's
-session logs. Whoever can list the cluster's jobs or read its logs can read a token sent this
+in the job's record (the job list shows it: on a cluster with token authentication only to
+holders of the cluster's token) and its runtime-env agent writes it to the session logs on the
+head's disk. Whoever can list the cluster's jobs or read those logs can read a token sent this
 way (``--mode ray`` does not send it so; see ray_backend.py).
 
 A plugin folder is shipped as the job's ``working_dir``; built-in plugins and installed ones
