@@ -105,3 +105,51 @@ def test_resume_with_nothing_to_resume_exports_from_the_start(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert 'Nothing to resume' in done.stderr
     assert (home / 'storage' / 'exports' / 'crashed' / 'export_report.json').is_file()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_ray_export_leaves_no_ray_and_resume_finishes_it(tmp_path: Path) -> None:
+    """The same with ``--mode ray`` and the local Ray the run started: killing the driver
+    takes its Ray (GCS, raylet, the workers) down with it, nothing is published, and
+    ``--resume --mode ray`` keeps the finished shards."""
+    from .test_job import ray_daemons
+
+    home = tmp_path / 'home'
+    seed_home(home)
+    final = home / 'storage' / 'exports' / 'crashed'
+    env = cli_env(home, SYNAPSE_SHARD_FAULT='5:1:hang', RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0')
+    before = ray_daemons()
+    ray = ['--mode', 'ray', '--workers', '2']
+    proc = subprocess.Popen([SYNAPSE, *EXPORT, *ray], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        done = 0
+        deadline = time.monotonic() + 180  # a local Ray takes seconds to start
+        while time.monotonic() < deadline:
+            found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
+            done = len(list(found[0].glob('shard-*.json'))) if found else 0
+            if done >= 5:
+                break
+            assert proc.poll() is None, 'the export ended before it could be killed'
+            time.sleep(0.1)
+        assert done >= 5, 'five shards did not finish in time'
+        started = ray_daemons() - before
+        assert started, 'the run started no Ray of its own'
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its Ray must follow it
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while running(sorted(started)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert running(sorted(started)) == [], 'Ray outlived its killed driver'
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of a failed test
+    assert not final.exists()
+
+    env = cli_env(home, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0')
+    resumed = run_cli(*EXPORT, *ray, '--resume', env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'Resuming: 5 of 6 shard(s) already done' in resumed.stderr
+    reference = run_cli(*EXPORT[:5], 'reference', *EXPORT[6:], env=env)
+    assert reference.returncode == 0, reference.stderr
+    assert_same_tree(final.with_name('reference'), final)
