@@ -153,3 +153,42 @@ def test_kill_9_mid_ray_export_leaves_no_ray_and_resume_finishes_it(tmp_path: Pa
     reference = run_cli(*EXPORT[:5], 'reference', *EXPORT[6:], env=env)
     assert reference.returncode == 0, reference.stderr
     assert_same_tree(final.with_name('reference'), final)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_ray_export_rolls_back_and_stops_its_ray(tmp_path: Path, signum) -> None:
+    """``kill -TERM`` / Ctrl-C of a ``--mode ray`` run whose last shard hangs: the run stops
+    with 128 + the signal, the hung Ray task is cancelled, the staging directory is gone,
+    nothing is published, and the local Ray it started is shut down."""
+    from .test_job import ray_daemons
+
+    home = tmp_path / 'home'
+    seed_home(home)
+    final = home / 'storage' / 'exports' / 'crashed'
+    env = cli_env(home, SYNAPSE_SHARD_FAULT='5:1:hang', RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER='0')
+    before = ray_daemons()
+    proc = subprocess.Popen([SYNAPSE, *EXPORT, '--mode', 'ray', '--workers', '2'], env=env,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        done = 0
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and done < 5:
+            found = list(final.parent.glob('.synapse-staging*/.synapse-export/journal'))
+            done = len(list(found[0].glob('shard-*.json'))) if found else 0
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert done >= 5, 'five shards did not finish in time'
+        started = ray_daemons() - before
+        assert started
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of a failed test
+    assert proc.returncode == 128 + signum, err
+    assert not final.exists()
+    left = list(final.parent.iterdir()) if final.parent.exists() else []
+    assert not any(p.name.startswith('.synapse') for p in left), left
+    assert running(sorted(started)) == [], 'the run left its Ray running'

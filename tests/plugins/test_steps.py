@@ -271,6 +271,35 @@ def test_signal_rolls_back_and_raises_interrupted(signum):
     assert {s: signal.getsignal(s) for s in before} == before  # handlers restored
 
 
+class BlockingInC(Step):
+    """Waits the way a C extension does (Ray's ``wait``): it runs the signal handlers while it
+    blocks, and when one raises, it raises a bare ``KeyboardInterrupt`` of its own instead.
+    (Mimicked in Python; the real one is in tests/executors/test_resume.py.)"""
+
+    def __init__(self, name: str, journal: list[str], signum: int) -> None:
+        super().__init__(name, journal=journal)
+        self.signum = signum
+
+    def execute(self, context):
+        self.journal.append(f'run:{self.name}')
+        try:
+            os.kill(os.getpid(), self.signum)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None
+        return StepResult()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_turned_into_a_bare_keyboard_interrupt_keeps_its_name(signum):
+    journal: list[str] = []
+    registry, ctx = make(Step('a', journal=journal), BlockingInC('b', journal, signum))
+    with pytest.raises(Interrupted) as info:
+        Orchestrator(registry, ctx).run()
+    assert info.value.signum == signum and info.value.exit_code == 128 + signum
+    assert journal == ['run:a', 'run:b', 'rollback:b', 'rollback:a']
+
+
 def test_signal_during_rollback_waits_for_it():
     journal: list[str] = []
     registry, ctx = make(

@@ -60,6 +60,7 @@ class SignalGuard:
     def __init__(self) -> None:
         self.armed = False
         self.pending: list[int] = []
+        self.raised: int | None = None  # the signal an Interrupted was last raised for
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
@@ -85,6 +86,7 @@ class SignalGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.armed:
             self.armed = False  # a second signal must not cut the rollback short
+            self.raised = signum
             raise Interrupted(signum)
         self.pending.append(signum)
 
@@ -92,8 +94,21 @@ class SignalGuard:
         """Raise on the next signal; at once if one arrived while disarmed."""
         if self.pending:
             signum = self.pending.pop(0)
+            self.raised = signum
             raise Interrupted(signum)
         self.armed = True
+
+    def restore(self, exc: BaseException) -> BaseException:
+        """``exc``, or the :class:`Interrupted` it replaced: a C extension that runs signal
+        handlers while it blocks (Ray's ``wait``) raises a bare ``KeyboardInterrupt`` of its
+        own in place of the one the handler raised, which would turn SIGTERM into Ctrl-C."""
+        if (
+            isinstance(exc, KeyboardInterrupt)
+            and not isinstance(exc, Interrupted)
+            and self.raised is not None
+        ):
+            return Interrupted(self.raised).with_traceback(exc.__traceback__)
+        return exc
 
     def disarm(self) -> None:
         self.armed = False
@@ -189,8 +204,8 @@ class Orchestrator(Generic[C]):
                 guard.disarm()
             except BaseException as exc:  # KeyboardInterrupt too: roll back, then re-raise it
                 guard.disarm()
-                failure = exc
-                result = StepResult(success=False, error=f'{type(exc).__name__}: {exc}')
+                failure = guard.restore(exc)
+                result = StepResult(success=False, error=f'{type(failure).__name__}: {failure}')
             finally:
                 ctx._progress_callback = None
             ctx.step_results.append(result)
