@@ -234,35 +234,28 @@ def test_mode_ray_at_an_address_where_nothing_answers_exits_2_at_once(home, sche
     assert 'secret' not in bad.stderr
 
 
-def test_mode_ray_without_an_address_starts_a_ray_of_its_own_and_stops_it(home):
-    env = job_env(home)
-    before = ray_daemons()
-    ray = run_cli(*EXPORT, '--name', 'own-ray', '--mode', 'ray', '--workers', '2', env=env,
-                  timeout=300)  # fmt: skip
-    assert ray.returncode == 0, ray.stderr
-    assert 'Starting a local Ray instance with 2 CPU(s)' in ray.stderr
-    assert 'Token authentication is enabled' not in ray.stderr
-    deadline = time.monotonic() + 30  # its processes end as the run shuts Ray down
-    while (left := ray_daemons() - before) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f'Ray processes left running: {left}'
-    local = run_cli(*EXPORT, '--name', 'local-own', env=env)
-    assert local.returncode == 0, local.stderr
-    assert_same_result(local, ray)
-
-
-def test_mode_ray_against_a_backend_with_a_token_keeps_the_token_to_the_workers(home):
-    """A local Ray started by the run, shards fetching over HTTP from a server with a token:
-    the workers get it through the runtime environment, and it is neither on screen nor in
-    anything the Ray session wrote (its logs, the runtime environments it recorded)."""
+def test_mode_ray_without_an_address_starts_its_own_ray_and_keeps_the_token_to_the_workers(
+    home,
+):
+    """No address: the run says it starts a local Ray, starts it, and shuts it down at the end.
+    Its shards fetch over HTTP from a server with a token: the workers get it, and it is
+    neither on screen nor in anything the Ray session wrote (its logs, the runtime
+    environments it recorded)."""
     token = f'sekret-{secrets.token_hex(8)}'
     started = time.time()
+    before = ray_daemons()
     with serve_in_thread(home, token=token) as url:
         env = job_env(home, SYNAPSE_HOST=url, SYNAPSE_ACCESS_TOKEN=token)
         ray = run_cli(*EXPORT, '--name', 'http-ray', '--mode', 'ray', '--workers', '2', env=env,
                       timeout=300)  # fmt: skip
+        deadline = time.monotonic() + 30  # its processes end as the run shuts Ray down
+        while (left := ray_daemons() - before) and time.monotonic() < deadline:
+            time.sleep(0.2)
         local = run_cli(*EXPORT, '--name', 'http-local', env=env)
     assert ray.returncode == 0, ray.stderr
+    assert 'Starting a local Ray instance with 2 CPU(s)' in ray.stderr
+    assert 'Token authentication is enabled' not in ray.stderr
+    assert not left, f'Ray processes left running: {left}'
     assert local.returncode == 0, local.stderr
     assert_same_result(local, ray)
     assert token not in ray.stdout + ray.stderr
