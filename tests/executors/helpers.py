@@ -3,6 +3,7 @@ exports run once in one process and once sharded, compared byte for byte."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,16 @@ def assert_same_export(a: tuple[dict, dict, Path], b: tuple[dict, dict, Path]) -
     assert dirs_a == dirs_b
     assert without_path(ra) == without_path(rb)
     assert Path(rb['output_path']).name == Path(ra['output_path']).name
+
+
+def ray_daemons() -> set[int]:
+    """Pids of the Ray node processes (GCS and raylet) running on this machine."""
+    pids = set()
+    for entry in Path('/proc').iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / 'comm').read_text().strip() in (
+                'gcs_server',
+                'raylet',
+            ):
+                pids.add(int(entry.name))
+    return pids

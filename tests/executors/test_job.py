@@ -29,7 +29,7 @@ import pytest
 
 from synapse_sdk.server.app import serve_in_thread
 
-from .helpers import IMAGES, seed_home
+from .helpers import IMAGES, ray_daemons, seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -173,19 +173,6 @@ def test_ray_modes_without_ray_say_how_to_install_it(home, tmp_path):
         assert f'--mode {mode}' in out.stderr
 
 
-def ray_daemons() -> set[int]:
-    """Pids of the Ray node processes (GCS and raylet) running on this machine."""
-    pids = set()
-    for entry in Path('/proc').iterdir():
-        with contextlib.suppress(OSError):
-            if entry.name.isdigit() and (entry / 'comm').read_text().strip() in (
-                'gcs_server',
-                'raylet',
-            ):
-                pids.add(int(entry.name))
-    return pids
-
-
 def assert_same_result(local: subprocess.CompletedProcess, other: subprocess.CompletedProcess):
     a, b = orjson.loads(local.stdout), orjson.loads(other.stdout)
     assert {k: v for k, v in a.items() if k != 'output_path'} == {
@@ -232,6 +219,14 @@ def test_mode_ray_at_an_address_where_nothing_answers_exits_2_at_once(home, sche
     assert f'--ray-address: {shown}: nothing answers at 127.0.0.1:{port}' in bad.stderr
     assert 'ray start --head' in bad.stderr and bad.stdout == ''
     assert 'secret' not in bad.stderr
+
+
+def test_mode_ray_with_a_malformed_address_exits_2_naming_it(home):
+    bad = run_cli(*EXPORT, '--name', 'nowhere', '--mode', 'ray', '--ray-address', 'headnode',
+                  env=job_env(home))  # fmt: skip
+    assert bad.returncode == 2, bad.stderr
+    assert '--ray-address: headnode: ' in bad.stderr and bad.stdout == ''
+    assert 'token' not in bad.stderr  # nothing answered: no token to blame
 
 
 def test_mode_ray_without_an_address_starts_its_own_ray_and_keeps_the_token_to_the_workers(

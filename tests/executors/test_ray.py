@@ -9,7 +9,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,8 +40,8 @@ from .helpers import (
     sharded,
     single,
 )
-from .test_whole import CONFIG, PLUGIN
 from .test_whole import run as run_plugin
+from .test_whole import write_plugin
 
 pytestmark = pytest.mark.slow
 
@@ -139,11 +138,7 @@ def test_cli_mode_ray_writes_the_local_tree(home, ray_session, monkeypatch):
 @pytest.fixture
 def hello_plugin(tmp_path: Path) -> Path:
     """The plugin of ``test_whole.py``: a simple-mode action and a step workflow of its own."""
-    root = tmp_path / 'hello'
-    root.mkdir()
-    (root / 'config.yaml').write_text(textwrap.dedent(CONFIG))
-    (root / 'hello_plugin.py').write_text(PLUGIN)
-    return root
+    return write_plugin(tmp_path)
 
 
 @pytest.mark.parametrize('action', ['hello', 'steps'])

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .helpers import seed_home
+from .helpers import ray_daemons, seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
 EXPORT = ('export', 'yolo', '--project', '1', '--name', 'crashed', '--split', 'train=0.7,val=0.3')
@@ -112,8 +112,6 @@ def test_kill_9_mid_ray_export_leaves_no_ray_and_resume_finishes_it(tmp_path: Pa
     """The same with ``--mode ray`` and the local Ray the run started: killing the driver
     takes its Ray (GCS, raylet, the workers) down with it, nothing is published, and
     ``--resume --mode ray`` keeps the finished shards."""
-    from .test_job import ray_daemons
-
     home = tmp_path / 'home'
     seed_home(home)
     final = home / 'storage' / 'exports' / 'crashed'
@@ -160,10 +158,8 @@ def test_sigterm_mid_ray_export_rolls_back_and_stops_its_ray(tmp_path: Path) -> 
     """``kill -TERM`` of a ``--mode ray`` run whose last shard hangs: the run stops with 143
     (Ray's wait once turned it into a bare Ctrl-C, 130), the hung Ray task is cancelled, the
     staging directory is gone, nothing is published, and the local Ray it started is shut
-    down. Ctrl-C takes the same path."""
+    down (SIGINT goes through the same handler)."""
     signum = signal.SIGTERM
-    from .test_job import ray_daemons
-
     home = tmp_path / 'home'
     seed_home(home)
     final = home / 'storage' / 'exports' / 'crashed'
@@ -193,4 +189,7 @@ def test_sigterm_mid_ray_export_rolls_back_and_stops_its_ray(tmp_path: Path) -> 
     assert not final.exists()
     left = list(final.parent.iterdir()) if final.parent.exists() else []
     assert not any(p.name.startswith('.synapse') for p in left), left
+    deadline = time.monotonic() + 30  # ray.shutdown has stopped them; their exit is reaped
+    while running(sorted(started)) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert running(sorted(started)) == [], 'the run left its Ray running'

@@ -72,13 +72,18 @@ actions:
 """
 
 
-@pytest.fixture
-def plugin(tmp_path: Path) -> Path:
-    root = tmp_path / 'hello'
+def write_plugin(parent: Path) -> Path:
+    """The plugin above, as a folder ``hello`` in ``parent``."""
+    root = parent / 'hello'
     root.mkdir()
     (root / 'config.yaml').write_text(textwrap.dedent(CONFIG))
     (root / 'hello_plugin.py').write_text(PLUGIN)
     return root
+
+
+@pytest.fixture
+def plugin(tmp_path: Path) -> Path:
+    return write_plugin(tmp_path)
 
 
 def run(plugin: Path, action: str, params: dict, *extra: str):

@@ -245,12 +245,14 @@ class RayBackend(Backend):
                     ) from exc
                 assert address is not None
                 why = str(exc).replace(address, shown)
+                if isinstance(exc, ConnectionError):  # something answered, but not as a head
+                    why += (
+                        ' (a cluster with token authentication needs its token: '
+                        'RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)'
+                    )
                 raise ParamsError(
-                    'Could not join the Ray cluster',
-                    [('--ray-address', f'{shown}: {why} (a cluster with token authentication '
-                      'needs its token: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or '
-                      '~/.ray/auth_token)')],
-                ) from exc  # fmt: skip
+                    'Could not join the Ray cluster', [('--ray-address', f'{shown}: {why}')]
+                ) from exc
             self._owned = True
         # Where Ray has no more CPUs than ``workers`` (a local instance of our own has exactly
         # that many), a second task per slot waits in Ray's queue and starts the moment one

@@ -92,6 +92,7 @@ class SignalGuard:
 
     def arm(self) -> None:
         """Raise on the next signal; at once if one arrived while disarmed."""
+        self.raised = None
         if self.pending:
             signum = self.pending.pop(0)
             self.raised = signum
