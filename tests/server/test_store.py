@@ -131,6 +131,86 @@ def test_a_page_deep_in_a_key_range_costs_what_the_first_costs(synapse_home: Pat
     assert max(costs) <= 2 * costs[0] + 5, costs
 
 
+LISTINGS = [
+    ('task', {'project': 1}, 'tasks_listing'),
+    ('assignment', {'project': 1}, 'assignments_listing'),
+    ('ground_truth_event', {'ground_truth_dataset_version': 1}, 'gt_events_listing'),
+]
+
+
+@pytest.mark.parametrize(('target', 'filters', 'index'), LISTINGS)
+def test_a_light_listing_of_names_reads_indexes_not_documents(
+    synapse_home: Path, target: str, filters: dict[str, Any], index: str
+) -> None:
+    """A sharded export lists every record's file name and annotation count before its shards
+    run: the listing's plan reads the target's listing index and ``files_name``, and its
+    counts (taken from the index, not a parse of each document) are the documents' own."""
+    fields = 'id,file_name,unit_name,annotations'
+    with Store(synapse_home) as store:
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        try:
+            light, _ = store.page(store.query(target, {**filters, 'fields': fields}), str)
+        finally:
+            store.conn.set_trace_callback(None)
+        (sql,) = [s for s in statements if 'json_array_length' in s]
+        detail = ' '.join(row[3] for row in store.conn.execute(f'EXPLAIN QUERY PLAN {sql}'))
+        records, _ = store.page(store.query(target, {**filters, 'page_size': 1000}), str)
+    assert f'USING INDEX {index}' in detail or f'USING COVERING INDEX {index}' in detail, detail
+    assert 'COVERING INDEX files_name' in detail and 'TEMP B-TREE' not in detail, detail
+    key = store.query(target, filters).target.key
+    assert records and [r[key] for r in light] == [r[key] for r in records]
+    for row, record in zip(light, records, strict=True):
+        listed = record['data'].get('annotations')
+        assert row['annotations'] == (len(listed) if isinstance(listed, list) else None)
+        primary = next((f for f in record['data_unit']['files'].values() if f['is_primary']), None)
+        assert primary is None or row['file_name'] == primary['file_name_original']
+
+
+@pytest.mark.parametrize(('target', 'filters', 'index'), LISTINGS)
+def test_the_plans_listing_reads_only_the_listing_index(
+    synapse_home: Path, target: str, filters: dict[str, Any], index: str
+) -> None:
+    """Every export plans its selection from a light listing of keys, data units, statuses
+    and creation times (``handlers.collect``): the target's own rows come from its index."""
+    with Store(synapse_home) as store:
+        spec = store.query(target, filters).target
+        fields = ','.join(
+            f for f in (spec.key, 'data_unit', 'status', 'created') if f in spec.light
+        )
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        try:
+            light, _ = store.page(store.query(target, {**filters, 'fields': fields}), str)
+        finally:
+            store.conn.set_trace_callback(None)
+        (sql,) = [s for s in statements if 'ORDER BY' in s]
+        detail = ' '.join(row[3] for row in store.conn.execute(f'EXPLAIN QUERY PLAN {sql}'))
+    assert light and f'SEARCH r USING COVERING INDEX {index}' in detail, detail
+    assert 'TEMP B-TREE' not in detail, detail
+
+
+def test_an_older_home_gets_the_listing_indexes(tmp_path: Path) -> None:
+    """A home made before the listing indexes keeps its data; the indexes they replace go."""
+    with Store(tmp_path) as store:
+        create_demo(tmp_path, images=2)
+        before = store.page(store.query('task', {'project': 1, 'fields': 'id,annotations'}), str)
+        with store.transaction() as conn:
+            for name in ('tasks_listing', 'assignments_listing', 'gt_events_listing'):
+                conn.execute(f'DROP INDEX {name}')
+            conn.execute('CREATE INDEX tasks_project ON tasks (project, id)')
+            conn.execute('CREATE INDEX assignments_project ON assignments (project, id)')
+            conn.execute('CREATE INDEX gt_events_version ON ground_truth_events (version, pgh_id)')
+    with Store(tmp_path) as store:
+        indexes = {
+            r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        after = store.page(store.query('task', {'project': 1, 'fields': 'id,annotations'}), str)
+    assert {'tasks_listing', 'assignments_listing', 'gt_events_listing', 'files_name'} <= indexes
+    assert not indexes & {'tasks_project', 'assignments_project', 'gt_events_version'}
+    assert after == before and before[0]
+
+
 def test_missing_records(synapse_home: Path) -> None:
     with Store(synapse_home) as store:
         for call in (store.get_project, store.get_storage, store.get_ground_truth_version):

@@ -28,7 +28,7 @@ import orjson
 from synapse_sdk.errors import NotFoundError
 from synapse_sdk.server.filters import Query, format_time, parse_query
 from synapse_sdk.server.media import recover_staged_media
-from synapse_sdk.server.schema import FROM_COUNT, SCHEMA, SELECT
+from synapse_sdk.server.schema import FROM_COUNT, REPLACED_INDEXES, SCHEMA, SELECT
 
 __all__ = ['ImportRows', 'Store', 'UrlFor', 'default_home']
 
@@ -94,10 +94,17 @@ class Store:
 
     def _migrate(self) -> None:
         """Columns added since a home was created (``CREATE TABLE IF NOT EXISTS`` keeps old
-        tables as they were)."""
+        tables as they were), and indexes the schema's replace."""
         columns = {row[1] for row in self.conn.execute('PRAGMA table_info(data_units)')}
         if 'source_id' not in columns:
             self.conn.execute('ALTER TABLE data_units ADD COLUMN source_id INTEGER')
+        marks = ', '.join('?' * len(REPLACED_INDEXES))
+        old = self.conn.execute(
+            f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
+            REPLACED_INDEXES,
+        ).fetchall()
+        for (name,) in old:
+            self.conn.execute(f'DROP INDEX IF EXISTS {name}')
 
     # -- connections -------------------------------------------------------------------------
 
