@@ -42,8 +42,10 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (the machines have 2 cores); the tests that start or join Ray run
+# on one of them (xdist_group 'ray'). A plain `pytest` runs serially.
 test: lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -32,7 +32,7 @@ from synapse_sdk.server.app import serve_in_thread
 from .helpers import IMAGES, ray_daemons, seed_home
 from .test_failures import SYNAPSE, assert_same_tree, cli_env, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('ray')]  # see test_ray.py
 
 BIN = Path(sys.executable).parent
 

@@ -43,7 +43,9 @@ from .helpers import (
 from .test_whole import run as run_plugin
 from .test_whole import write_plugin
 
-pytestmark = pytest.mark.slow
+# One worker runs every test that starts or joins Ray under pytest-xdist (make test): its
+# module's Ray session is started once, and the tests that count Ray's processes see no other.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('ray')]
 
 
 @pytest.fixture(scope='module')

@@ -108,6 +108,7 @@ def test_resume_with_nothing_to_resume_exports_from_the_start(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('ray')  # see test_ray.py
 def test_kill_9_mid_ray_export_leaves_no_ray_and_resume_finishes_it(tmp_path: Path) -> None:
     """The same with ``--mode ray`` and the local Ray the run started: killing the driver
     takes its Ray (GCS, raylet, the workers) down with it, nothing is published, and
@@ -154,6 +155,7 @@ def test_kill_9_mid_ray_export_leaves_no_ray_and_resume_finishes_it(tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('ray')
 def test_sigterm_mid_ray_export_rolls_back_and_stops_its_ray(tmp_path: Path) -> None:
     """``kill -TERM`` of a ``--mode ray`` run whose last shard hangs: the run stops with 143
     (Ray's wait once turned it into a bare Ctrl-C, 130), the hung Ray task is cancelled, the
