@@ -38,7 +38,6 @@ import os
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -299,9 +298,11 @@ def main(argv: list[str] | None = None) -> None:
                         raise SystemExit(f'{fmt} {mode}: exported {row["items"]} of {args.size}')
                     rows[mode].append(row)
                     print(f'  {fmt:<5} {mode:<12} {row["seconds"]:7.2f}s', file=sys.stderr)
+            # The median run, whole: its phases and CPU seconds are of the run its seconds are
+            # (the lower of the two middle runs for an even --repeat).
             results['runs'][fmt] = {
-                mode: {**runs[len(runs) // 2], 'seconds': statistics.median(
-                    r['seconds'] for r in runs), 'all_seconds': [r['seconds'] for r in runs]}
+                mode: {**sorted(runs, key=lambda r: r['seconds'])[(len(runs) - 1) // 2],
+                       'all_seconds': [r['seconds'] for r in runs]}
                 for mode, runs in rows.items() if runs
             }  # fmt: skip
         floors: dict[str, list[dict[str, Any]]] = {'ray 2': [], 'ray 2 cluster': []}
