@@ -138,23 +138,28 @@ LISTINGS = [
 ]
 
 
+def light_listing(store: Store, target: str, params: dict[str, Any]) -> tuple[list[Any], str]:
+    """The rows of a light listing (``params`` with ``fields``) and SQLite's plan of its query."""
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        rows, _ = store.page(store.query(target, params), str)
+    finally:
+        store.conn.set_trace_callback(None)
+    (sql,) = [s for s in statements if 'ORDER BY' in s]
+    return rows, ' '.join(row[3] for row in store.conn.execute(f'EXPLAIN QUERY PLAN {sql}'))
+
+
 @pytest.mark.parametrize(('target', 'filters', 'index'), LISTINGS)
 def test_a_light_listing_of_names_reads_indexes_not_documents(
     synapse_home: Path, target: str, filters: dict[str, Any], index: str
 ) -> None:
     """A sharded export lists every record's file name and annotation count before its shards
-    run: the listing's plan reads the target's listing index and ``files_name``, and its
-    counts (taken from the index, not a parse of each document) are the documents' own."""
+    run: the listing's plan reads the target's listing index (which holds the annotation
+    count) and ``files_name``, and its counts and names are the documents' own."""
     fields = 'id,file_name,unit_name,annotations'
     with Store(synapse_home) as store:
-        statements: list[str] = []
-        store.conn.set_trace_callback(statements.append)
-        try:
-            light, _ = store.page(store.query(target, {**filters, 'fields': fields}), str)
-        finally:
-            store.conn.set_trace_callback(None)
-        (sql,) = [s for s in statements if 'json_array_length' in s]
-        detail = ' '.join(row[3] for row in store.conn.execute(f'EXPLAIN QUERY PLAN {sql}'))
+        light, detail = light_listing(store, target, {**filters, 'fields': fields})
         records, _ = store.page(store.query(target, {**filters, 'page_size': 1000}), str)
     assert f'USING INDEX {index}' in detail or f'USING COVERING INDEX {index}' in detail, detail
     assert 'COVERING INDEX files_name' in detail and 'TEMP B-TREE' not in detail, detail
@@ -178,14 +183,7 @@ def test_the_plans_listing_reads_only_the_listing_index(
         fields = ','.join(
             f for f in (spec.key, 'data_unit', 'status', 'created') if f in spec.light
         )
-        statements: list[str] = []
-        store.conn.set_trace_callback(statements.append)
-        try:
-            light, _ = store.page(store.query(target, {**filters, 'fields': fields}), str)
-        finally:
-            store.conn.set_trace_callback(None)
-        (sql,) = [s for s in statements if 'ORDER BY' in s]
-        detail = ' '.join(row[3] for row in store.conn.execute(f'EXPLAIN QUERY PLAN {sql}'))
+        light, detail = light_listing(store, target, {**filters, 'fields': fields})
     assert light and f'SEARCH r USING COVERING INDEX {index}' in detail, detail
     assert 'TEMP B-TREE' not in detail, detail
 

@@ -98,12 +98,9 @@ class Store:
         columns = {row[1] for row in self.conn.execute('PRAGMA table_info(data_units)')}
         if 'source_id' not in columns:
             self.conn.execute('ALTER TABLE data_units ADD COLUMN source_id INTEGER')
-        marks = ', '.join('?' * len(REPLACED_INDEXES))
-        old = self.conn.execute(
-            f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
-            REPLACED_INDEXES,
-        ).fetchall()
-        for (name,) in old:
+        indexes = {row[0] for row in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'")}  # fmt: skip
+        for name in indexes.intersection(REPLACED_INDEXES):
             self.conn.execute(f'DROP INDEX IF EXISTS {name}')
 
     # -- connections -------------------------------------------------------------------------
