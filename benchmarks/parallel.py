@@ -1,9 +1,10 @@
 """Speed-up of sharded exports (``make bench``): one process vs ``--workers 2`` vs ``--mode ray
 --workers 2`` on the same seeded store, and where the time goes.
 
-The parent seeds one synthetic project (``run.py``'s seeding: N tasks, ~4 annotations each, no
-image files, so ``save_original_file`` is off) and runs every measurement in a fresh process,
-alternating the modes each round (median of ``--repeat``):
+The parent seeds one synthetic project (``run.py``'s seeding: N tasks with about 10 annotations
+each, the density of the issues' sets, or about 4 with ``--density light``; no image files, so
+``save_original_file`` is off) and runs every measurement in a fresh process, alternating the
+modes each round (median of ``--repeat``):
 
 - ``one process``: ``ExportAction.dispatch``, what ``synapse export`` runs by default;
 - ``workers 2``: ``run_action(..., Execution(workers=2))``, two worker processes;
@@ -44,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from run import add_density_flag  # benchmarks/run.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'src'))
@@ -257,7 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size', type=int, default=100_000, help='tasks (default 100000)')
     parser.add_argument('--formats', default='coco,yolo', help='default coco,yolo')
-    parser.add_argument('--repeat', type=int, default=1, help='runs per mode (median)')
+    parser.add_argument('--repeat', type=int, default=3, help='rounds (median; default 3)')
+    add_density_flag(parser)
     parser.add_argument('--output', default=str(ROOT / '.bench' / 'parallel.json'))
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument(
@@ -281,10 +285,12 @@ def main(argv: list[str] | None = None) -> None:
         home = tmp / 'home'
         seeded = _run(
             [sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--child', '--home', str(home),
-             '--seed-tasks', str(args.size)],
+             '--seed-tasks', str(args.size), '--density', args.density],
             'seeding',
         )  # fmt: skip
-        print(f'seeded {args.size} tasks in {seeded["seconds"]:.1f}s', file=sys.stderr)
+        results['annotations'] = seeded['annotations']
+        print(f'seeded {args.size} tasks ({seeded["annotations"]} annotations) in '
+              f'{seeded["seconds"]:.1f}s', file=sys.stderr)  # fmt: skip
         results['load_before'] = _load()
         for fmt in formats:
             rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
@@ -325,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        f'Sharded export speed-up, {results["size"]} tasks, {results["cpus"]} CPUs; load average '
+        f'Sharded export speed-up, {results["size"]} tasks ({results.get("annotations")} '
+        f'annotations), {results["cpus"]} CPUs; load average '
         f'{results.get("load_before")} before, {results.get("load_after")} after',
         '',
         f'{"format":<7}{"mode":<13}{"seconds":>8}{"speed-up":>9}{"driver CPU":>11}'

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from run import add_density_flag  # benchmarks/run.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / 'benchmarks' / 'run.py'
 PEERS_VENV = ROOT / '.bench' / 'peers-venv'
@@ -135,8 +137,9 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, fl
     return seconds, usage.ru_maxrss / 1024, stdout
 
 
-def _seed(home: Path, n: int) -> dict[str, Any]:
-    cmd = [str(OUR_PYTHON), str(RUN), '--child', '--home', str(home), '--seed-tasks', str(n)]
+def _seed(home: Path, n: int, density: str) -> dict[str, Any]:
+    cmd = [str(OUR_PYTHON), str(RUN), '--child', '--home', str(home), '--seed-tasks', str(n),
+           '--density', density]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -189,9 +192,11 @@ def tool_merge(src: Path, out: Path, task: str | None = None) -> int:
     return len(merged['images'])
 
 
-def measure_size(n: int, repeat: int, tmp: Path, peers: bool, imports: bool) -> dict[str, Any]:
+def measure_size(
+    n: int, repeat: int, tmp: Path, peers: bool, imports: bool, density: str
+) -> dict[str, Any]:
     home = tmp / f'home-{n}'
-    seeded = _seed(home, n)
+    seeded = _seed(home, n, density)
     print(f'seeded {n} tasks ({seeded["annotations"]} annotations)', file=sys.stderr)
     work = tmp / f'work-{n}'
     src = _coco_source(home, seeded, work)
@@ -292,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--sizes', default='20000,100000', help='comma-separated task counts')
     parser.add_argument('--repeat', type=int, default=3, help='rounds (median time)')
     parser.add_argument('--no-import', action='store_true', help='skip the import comparison')
+    add_density_flag(parser)
     parser.add_argument('--output', default=str(ROOT / '.bench' / 'peers.json'))
     parser.add_argument('--tool', choices=[*sorted(TOOLS), 'merge'], help=argparse.SUPPRESS)
     parser.add_argument('--task', help=argparse.SUPPRESS)
@@ -315,7 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     base = Path('/dev/shm') if Path('/dev/shm').is_dir() else None
     tmp = Path(tempfile.mkdtemp(prefix='synapse-peers-', dir=base))
     try:
-        results = [measure_size(n, args.repeat, tmp, peers, not args.no_import) for n in sizes]
+        results = [
+            measure_size(n, args.repeat, tmp, peers, not args.no_import, args.density)
+            for n in sizes
+        ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     output = Path(args.output)
