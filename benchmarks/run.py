@@ -29,6 +29,8 @@ BASELINE = 'naive-coco'
 DEFAULT_SIZES = (2_000, 20_000)
 QUICK_SIZES = (1_000, 5_000)
 SPLIT = 'train=0.8,val=0.2'
+#: Formats without splits, exported without ``split``.
+UNSPLIT = frozenset({'dm'})
 #: Objects per seeded image, as (cars, people) ranges beside one road polygon. ``issue`` is the
 #: density of the sets the issues measure on (issue 10: 20,000 images with 198,000 annotations,
 #: 100,000 with 991,000; about 10 per image); ``light`` is the ~4 per image that the runs
@@ -144,7 +146,8 @@ def export_sdk(home: Path, fmt: str, project: int, storage: int, name: str) -> i
         'target': 'task',
         'filter': {'project': project},
         'save_original_file': False,
-        'extra_params': {'split': SPLIT},
+        # dm writes every item to json/ and refuses a split (exit 2); every other format splits
+        'extra_params': {} if fmt in UNSPLIT else {'split': SPLIT},
     }
     client = LocalClient(home)
     try:
